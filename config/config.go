@@ -1,0 +1,334 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tenantproxy/tenantproxy/auth"
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+// Mode says what the proxy does with statements.
+type Mode string
+
+// The modes.
+const (
+	// ModeEnforce rewrites every statement so it only touches the workspace's rows, and refuses what it
+	// cannot scope.
+	ModeEnforce Mode = "enforce"
+	// ModeVerify rewrites nothing and refuses statements that the application did not scope itself.
+	ModeVerify Mode = "verify"
+	// ModeAudit forwards statements unchanged and reports those enforce would have changed or refused.
+	ModeAudit Mode = "audit"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address clients connect to. Default "127.0.0.1:6432".
+	Listen string `yaml:"listen"`
+	// Upstream is the pgx/libpq connection string of the real database (URL or key=value form). Its user
+	// should be a dedicated role that is neither superuser nor owner of the tenant tables; its password may
+	// come from the string, PGPASSWORD or a pgpass file. Its database is the only one clients may name.
+	// Required.
+	Upstream string `yaml:"upstream"`
+	// Tenant says how workspaces' rows are told apart.
+	Tenant Tenant `yaml:"tenant"`
+	// Mode is enforce, verify or audit. Default enforce.
+	Mode Mode `yaml:"mode"`
+	// Workspaces are the tenants allowed to connect.
+	Workspaces []Workspace `yaml:"workspaces"`
+	// Diagnostics configures what the proxy reports.
+	Diagnostics Diagnostics `yaml:"diagnostics"`
+	// Admin configures the HTTP endpoint for health checks.
+	Admin Admin `yaml:"admin"`
+	// TLS configures TLS between clients and the proxy.
+	TLS TLS `yaml:"tls"`
+	// Timeouts bound the phases of a connection's life.
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Tenant names the tenant column and the session setting that carries the workspace id upstream.
+type Tenant struct {
+	// Column is the tenant column, written as an SQL identifier: workspace_id, or "workspaceId" (with the
+	// double quotes) for a case-sensitive name; unquoted names fold to lower case as in PostgreSQL.
+	// Default workspace_id.
+	Column string `yaml:"column"`
+	// Setting is the custom setting (class.name) the proxy sets to the workspace id on every upstream
+	// session, for row-level security policies and triggers. Default tenantproxy.workspace_id.
+	Setting string `yaml:"setting"`
+}
+
+// Workspace is one tenant.
+type Workspace struct {
+	// ID is the value of the tenant column for this workspace's rows, in its text form (text, uuid or
+	// integer). Required, unique.
+	ID string `yaml:"id"`
+	// Slug is the workspace's name and the user name its clients connect with. Required, unique.
+	Slug string `yaml:"slug"`
+	// Tier is free, standard or enterprise. Default standard.
+	Tier tenant.Tier `yaml:"tier"`
+	// Region is informational (reported in logs and diagnostics). Default "".
+	Region string `yaml:"region"`
+	// Permissions are read and/or write. Default [read, write].
+	Permissions []tenant.Permission `yaml:"permissions"`
+	// Entitlements are free-form feature names carried in the tenant context. Default none.
+	Entitlements []string `yaml:"entitlements"`
+	// Keys are SCRAM-SHA-256 verifiers of the workspace's API keys (from `tenantproxy keys new` or
+	// `tenantproxy keys hash`); never plaintext keys. Several keys allow rotation; they must share salt and
+	// iteration count. A workspace without keys cannot connect.
+	Keys []string `yaml:"keys"`
+}
+
+// Diagnostics configures the diagnostics event log.
+type Diagnostics struct {
+	// Log is the JSON-lines file refusals and alerts are appended to; "-" is standard output.
+	// Default ./tenantproxy-diagnostics.jsonl.
+	Log string `yaml:"log"`
+}
+
+// Admin configures the operator HTTP endpoint.
+type Admin struct {
+	// Listen is the address of the HTTP endpoint serving /healthz; "" disables it. Default "127.0.0.1:9187".
+	Listen *string `yaml:"listen"`
+}
+
+// TLS configures TLS for client connections.
+type TLS struct {
+	// CertFile and KeyFile are PEM files; when both are set the proxy accepts SSLRequest. Default "": no TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Require refuses clients that do not use TLS. Default false.
+	Require bool `yaml:"require"`
+}
+
+// Timeouts bound connection phases. Durations are Go durations such as "10s" or "1m30s".
+type Timeouts struct {
+	// Startup bounds the time from accept to ready-for-query, authentication and upstream connection
+	// included. Default 10s.
+	Startup time.Duration `yaml:"startup"`
+	// Drain is how long a shutdown waits for sessions to reach an idle point before closing them.
+	// Default 30s.
+	Drain time.Duration `yaml:"drain"`
+}
+
+// Default values of optional fields.
+const (
+	DefaultListen       = "127.0.0.1:6432"
+	DefaultAdminListen  = "127.0.0.1:9187"
+	DefaultColumn       = "workspace_id"
+	DefaultSetting      = "tenantproxy.workspace_id"
+	DefaultLog          = "./tenantproxy-diagnostics.jsonl"
+	DefaultStartup      = 10 * time.Second
+	DefaultDrain        = 30 * time.Second
+	maxIdentifierLength = 63 // PostgreSQL's NAMEDATALEN-1
+)
+
+// Load reads, defaults and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes, defaults and validates a configuration document. Unknown fields are errors, so a typo
+// cannot silently disable a setting.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parsing YAML: %w", err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// SetDefaults fills every optional field left empty with its default.
+func (c *Config) SetDefaults() {
+	c.Listen = cmp.Or(c.Listen, DefaultListen)
+	c.Tenant.Column = cmp.Or(c.Tenant.Column, DefaultColumn)
+	c.Tenant.Setting = cmp.Or(c.Tenant.Setting, DefaultSetting)
+	c.Mode = cmp.Or(c.Mode, ModeEnforce)
+	c.Diagnostics.Log = cmp.Or(c.Diagnostics.Log, DefaultLog)
+	if c.Admin.Listen == nil {
+		l := DefaultAdminListen
+		c.Admin.Listen = &l
+	}
+	if c.Timeouts.Startup == 0 {
+		c.Timeouts.Startup = DefaultStartup
+	}
+	if c.Timeouts.Drain == 0 {
+		c.Timeouts.Drain = DefaultDrain
+	}
+	for i := range c.Workspaces {
+		w := &c.Workspaces[i]
+		w.Tier = cmp.Or(w.Tier, tenant.TierStandard)
+		if w.Permissions == nil {
+			w.Permissions = []tenant.Permission{tenant.PermRead, tenant.PermWrite}
+		}
+	}
+}
+
+var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$.]*$`)
+
+// Validate checks the whole configuration and reports every problem it finds at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen: %v", err)
+	}
+	if c.Upstream == "" {
+		bad("upstream: required")
+	} else if _, err := pgconn.ParseConfig(c.Upstream); err != nil {
+		bad("upstream: %v", err)
+	}
+	if _, err := c.Tenant.ColumnName(); err != nil {
+		bad("tenant.column: %v", err)
+	}
+	if !settingName.MatchString(c.Tenant.Setting) {
+		bad("tenant.setting: %q is not a custom setting name of the form class.name", c.Tenant.Setting)
+	}
+	if !slices.Contains([]Mode{ModeEnforce, ModeVerify, ModeAudit}, c.Mode) {
+		bad("mode: %q is not enforce, verify or audit", c.Mode)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: cert_file and key_file must be set together")
+	}
+	if c.TLS.Require && c.TLS.CertFile == "" {
+		bad("tls.require: needs cert_file and key_file")
+	}
+	if c.Admin.Listen != nil && *c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(*c.Admin.Listen); err != nil {
+			bad("admin.listen: %v", err)
+		}
+	}
+	if c.Timeouts.Startup < 0 || c.Timeouts.Drain < 0 {
+		bad("timeouts: must not be negative")
+	}
+
+	slugs, ids := map[string]bool{}, map[string]bool{}
+	for i, w := range c.Workspaces {
+		where := fmt.Sprintf("workspaces[%d]", i)
+		if w.Slug != "" {
+			where = fmt.Sprintf("workspace %q", w.Slug)
+		}
+		switch {
+		case w.Slug == "":
+			bad("%s: slug is required", where)
+		case len(w.Slug) > maxIdentifierLength || strings.ContainsRune(w.Slug, 0):
+			bad("%s: slug must be 1-%d bytes without NUL", where, maxIdentifierLength)
+		case slugs[w.Slug]:
+			bad("%s: duplicate slug", where)
+		}
+		slugs[w.Slug] = true
+		switch {
+		case w.ID == "" || strings.ContainsRune(w.ID, 0):
+			bad("%s: id is required and must not contain NUL", where)
+		case ids[w.ID]:
+			bad("%s: duplicate id %q", where, w.ID)
+		}
+		ids[w.ID] = true
+		if !slices.Contains([]tenant.Tier{tenant.TierFree, tenant.TierStandard, tenant.TierEnterprise}, w.Tier) {
+			bad("%s: tier %q is not free, standard or enterprise", where, w.Tier)
+		}
+		for _, p := range w.Permissions {
+			if p != tenant.PermRead && p != tenant.PermWrite {
+				bad("%s: permission %q is not read or write", where, p)
+			}
+		}
+		if _, err := w.Verifiers(); err != nil {
+			bad("%s: %v", where, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ColumnName returns the tenant column's name as stored in the catalog: the text between the double quotes
+// of a quoted identifier, or the lower-cased text of an unquoted one.
+func (t Tenant) ColumnName() (string, error) {
+	return identifier(t.Column)
+}
+
+var regularIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+
+func identifier(s string) (string, error) {
+	var name string
+	if inner, ok := strings.CutPrefix(s, `"`); ok {
+		inner, ok = strings.CutSuffix(inner, `"`)
+		if !ok || strings.Contains(strings.ReplaceAll(inner, `""`, ""), `"`) {
+			return "", fmt.Errorf("%s: unbalanced double quotes", s)
+		}
+		name = strings.ReplaceAll(inner, `""`, `"`)
+	} else {
+		if !regularIdentifier.MatchString(s) {
+			return "", fmt.Errorf("%q is not a valid identifier (quote it with double quotes)", s)
+		}
+		name = strings.ToLower(s)
+	}
+	if name == "" || len(name) > maxIdentifierLength || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%s: identifier must be 1-%d bytes without NUL", s, maxIdentifierLength)
+	}
+	return name, nil
+}
+
+// Verifiers parses the workspace's key verifiers and checks they can be tried in one SCRAM exchange.
+func (w Workspace) Verifiers() ([]auth.Verifier, error) {
+	vs := make([]auth.Verifier, 0, len(w.Keys))
+	for i, k := range w.Keys {
+		v, err := auth.ParseVerifier(k)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w (keys hold verifiers from `tenantproxy keys new`, never plaintext keys)", i, err)
+		}
+		vs = append(vs, v)
+	}
+	if !auth.SameFactors(vs) {
+		return nil, errors.New("keys must share salt and iteration count: create a rotation key with " +
+			"`tenantproxy keys new --workspace <slug> --config <this file>`, which reuses them")
+	}
+	return vs, nil
+}
+
+// Context returns the tenant context of the workspace.
+func (w Workspace) Context() *tenant.Context {
+	return &tenant.Context{
+		ID:           w.ID,
+		Slug:         w.Slug,
+		Permissions:  slices.Clone(w.Permissions),
+		Entitlements: slices.Clone(w.Entitlements),
+		Region:       w.Region,
+		Tier:         w.Tier,
+	}
+}
+
+// Workspace returns the workspace with the given slug.
+func (c *Config) Workspace(slug string) (Workspace, bool) {
+	for _, w := range c.Workspaces {
+		if w.Slug == slug {
+			return w, true
+		}
+	}
+	return Workspace{}, false
+}

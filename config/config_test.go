@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tenantproxy/tenantproxy/auth"
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+func verifier(t *testing.T, salt []byte) string {
+	t.Helper()
+	key, _ := auth.NewKey()
+	v, err := auth.HashKey(key, salt, auth.DefaultIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.String()
+}
+
+func TestParseFullExample(t *testing.T) {
+	salt, _ := auth.NewSalt()
+	v1, v2 := verifier(t, salt), verifier(t, salt)
+	doc := `
+listen: 127.0.0.1:7000
+upstream: postgres://tenantproxy@127.0.0.1:5432/app
+tenant:
+  column: '"workspaceId"'
+  setting: app.tenant
+mode: verify
+workspaces:
+  - id: 7f3c2a
+    slug: acme
+    tier: enterprise
+    region: eu
+    permissions: [read]
+    entitlements: [exports]
+    keys: ["` + v1 + `", "` + v2 + `"]
+diagnostics:
+  log: /var/log/tp.jsonl
+admin:
+  listen: ""
+tls: {cert_file: a.pem, key_file: a.key, require: true}
+timeouts: {startup: 3s, drain: 1m}
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, _ := c.Tenant.ColumnName()
+	if col != "workspaceId" {
+		t.Errorf("column = %q, want workspaceId", col)
+	}
+	if c.Mode != ModeVerify || *c.Admin.Listen != "" || c.Timeouts.Startup != 3*time.Second || c.Timeouts.Drain != time.Minute {
+		t.Errorf("fields not decoded: %+v", c)
+	}
+	w, ok := c.Workspace("acme")
+	if !ok {
+		t.Fatal("workspace acme missing")
+	}
+	want := &tenant.Context{ID: "7f3c2a", Slug: "acme", Permissions: []tenant.Permission{"read"},
+		Entitlements: []string{"exports"}, Region: "eu", Tier: tenant.TierEnterprise}
+	if diff := cmp.Diff(want, w.Context()); diff != "" {
+		t.Errorf("Context() (-want +got):\n%s", diff)
+	}
+	if vs, err := w.Verifiers(); err != nil || len(vs) != 2 {
+		t.Errorf("Verifiers() = %d, %v", len(vs), err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte("upstream: postgres://u@localhost/app\nworkspaces: [{id: '1', slug: a}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, _ := c.Tenant.ColumnName()
+	got := []any{c.Listen, col, c.Tenant.Setting, c.Mode, c.Diagnostics.Log, *c.Admin.Listen,
+		c.Timeouts.Startup, c.Timeouts.Drain, c.Workspaces[0].Tier, c.Workspaces[0].Permissions}
+	want := []any{"127.0.0.1:6432", "workspace_id", "tenantproxy.workspace_id", ModeEnforce,
+		"./tenantproxy-diagnostics.jsonl", "127.0.0.1:9187", 10 * time.Second, 30 * time.Second,
+		tenant.TierStandard, []tenant.Permission{"read", "write"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	salt1, _ := auth.NewSalt()
+	salt2, _ := auth.NewSalt()
+	key, _ := auth.NewKey()
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"no upstream", "workspaces: []", "upstream: required"},
+		{"bad upstream", "upstream: 'postgres://a:b@host:notaport/db'", "upstream:"},
+		{"unknown field", "upstream: postgres://u@h/app\nlisten_addr: x", "field listen_addr not found"},
+		{"bad mode", "upstream: postgres://u@h/app\nmode: yolo", `mode: "yolo"`},
+		{"bad column", "upstream: postgres://u@h/app\ntenant: {column: 'workspace id'}", "tenant.column"},
+		{"unbalanced quotes", "upstream: postgres://u@h/app\ntenant: {column: '\"ws'}", "tenant.column"},
+		{"bad setting", "upstream: postgres://u@h/app\ntenant: {setting: search_path}", "tenant.setting"},
+		{"tls half", "upstream: postgres://u@h/app\ntls: {cert_file: a}", "set together"},
+		{"tls require", "upstream: postgres://u@h/app\ntls: {require: true}", "tls.require"},
+		{"dup slug", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a}, {id: '2', slug: a}]", "duplicate slug"},
+		{"dup id", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a}, {id: '1', slug: b}]", "duplicate id"},
+		{"no id", "upstream: postgres://u@h/app\nworkspaces: [{slug: a}]", "id is required"},
+		{"no slug", "upstream: postgres://u@h/app\nworkspaces: [{id: '1'}]", "slug is required"},
+		{"bad tier", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, tier: gold}]", `tier "gold"`},
+		{"bad permission", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, permissions: [admin]}]", `permission "admin"`},
+		{"plaintext key", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + key + "']}]", "never plaintext keys"},
+		{"mixed salts", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + verifier(t, salt1) + "', '" + verifier(t, salt2) + "']}]", "share salt"},
+		{"bad duration", "upstream: postgres://u@h/app\ntimeouts: {startup: soon}", "parsing YAML"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse() error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tp.yaml")
+	if err := os.WriteFile(path, []byte("upstream: postgres://u@h/app\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path + ".missing"); err == nil {
+		t.Fatal("loading a missing file succeeded")
+	}
+}

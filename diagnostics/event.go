@@ -1,0 +1,91 @@
+package diagnostics
+
+import (
+	"strings"
+	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+)
+
+// FormatVersion is the version of the event format, written in every event.
+const FormatVersion = 1
+
+// EventType says what happened.
+type EventType string
+
+// Event types.
+const (
+	// EventRefused: a statement was refused and not forwarded.
+	EventRefused EventType = "refused"
+	// EventAuthFailed: a client failed to authenticate as a workspace.
+	EventAuthFailed EventType = "auth_failed"
+)
+
+// Severity ranks events for alerting.
+type Severity string
+
+// Severities.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
+// Event is one line of the diagnostics log. Empty fields are omitted.
+type Event struct {
+	Version         int       `json:"version"`
+	Time            time.Time `json:"time"`
+	Type            EventType `json:"event"`
+	Severity        Severity  `json:"severity"`
+	WorkspaceID     string    `json:"workspace_id,omitempty"`
+	Workspace       string    `json:"workspace,omitempty"`
+	ConnID          uint64    `json:"conn_id,omitempty"`
+	ClientAddr      string    `json:"client_addr,omitempty"`
+	ApplicationName string    `json:"application_name,omitempty"`
+	Mode            string    `json:"mode,omitempty"`
+	Reason          string    `json:"reason,omitempty"`
+	SQLState        string    `json:"sqlstate,omitempty"`
+	// Position is the character position in the statement that the refusal points at.
+	Position int `json:"position,omitempty"`
+	// Fingerprint groups statements that differ only in constants (pg_query's fingerprint).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Statement is the normalized statement; empty when it could not be normalized safely (for example
+	// because it does not parse, and so cannot be told apart from the literals in it).
+	Statement string `json:"statement,omitempty"`
+	// StatementBytes is the length of the statement the client sent.
+	StatementBytes int `json:"statement_bytes,omitempty"`
+}
+
+// Summarize returns sql with every constant replaced by $n and comments removed, and its fingerprint. Both
+// are empty when sql does not parse: then nothing distinguishes its literals from the rest of it.
+func Summarize(sql string) (statement, fingerprint string) {
+	normalized, err := pg_query.Normalize(sql)
+	if err != nil {
+		return "", ""
+	}
+	fingerprint, err = pg_query.Fingerprint(sql)
+	if err != nil {
+		return "", ""
+	}
+	return stripComments(normalized), fingerprint
+}
+
+// stripComments removes comments, which may carry data (sqlcommenter tags, user names), from normalized
+// SQL. Normalize keeps them, and only the scanner knows where they are.
+func stripComments(sql string) string {
+	res, err := pg_query.Scan(sql)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	last := 0
+	for _, tok := range res.Tokens {
+		if tok.Token != pg_query.Token_SQL_COMMENT && tok.Token != pg_query.Token_C_COMMENT {
+			continue
+		}
+		b.WriteString(sql[last:tok.Start])
+		last = int(tok.End)
+	}
+	b.WriteString(sql[last:])
+	return strings.Join(strings.Fields(b.String()), " ")
+}

@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/xdg-go/scram"
+	"go.uber.org/zap"
+
+	"github.com/tenantproxy/tenantproxy/auth"
+	"github.com/tenantproxy/tenantproxy/diagnostics"
+)
+
+// authenticate runs SCRAM-SHA-256 (https://www.postgresql.org/docs/current/sasl-authentication.html) for
+// the workspace named user and sets s.tenant. Every failure looks the same to the client.
+func (s *session) authenticate(user string) error {
+	ws, known := s.srv.workspaces[user]
+	var cb scram.ChannelBinding
+	if s.tls != nil {
+		cb = s.srv.channelBinding
+	}
+	ex := auth.NewExchange(user, ws.verifiers, s.srv.decoySecret, cb)
+
+	s.send(&pgproto3.AuthenticationSASL{AuthMechanisms: ex.Mechanisms()})
+	if err := s.flush(); err != nil {
+		return err
+	}
+	var initial pgproto3.SASLInitialResponse
+	if err := s.readPasswordMessage(&initial); err != nil {
+		return err
+	}
+	serverFirst, err := ex.Start(initial.AuthMechanism, initial.Data)
+	if err != nil {
+		return s.authFailed(user, err)
+	}
+	s.send(&pgproto3.AuthenticationSASLContinue{Data: serverFirst})
+	if err := s.flush(); err != nil {
+		return err
+	}
+	var final pgproto3.SASLResponse
+	if err := s.readPasswordMessage(&final); err != nil {
+		return err
+	}
+	serverFinal, err := ex.Finish(final.Data)
+	if err != nil {
+		return s.authFailed(user, err)
+	}
+	if !known {
+		// Unreachable: a decoy verifier matches no key. Checked anyway, since the cost of being wrong is a
+		// session without a workspace.
+		return s.authFailed(user, errors.New("unknown workspace"))
+	}
+	s.tenant = ws.tenant
+	s.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
+	s.send(&pgproto3.AuthenticationOk{})
+	return s.flush()
+}
+
+// readPasswordMessage reads a PasswordMessage-family message ('p') into msg.
+func (s *session) readPasswordMessage(msg pgproto3.FrontendMessage) error {
+	typ, n, err := s.cr.header()
+	if err != nil {
+		// psql disconnects here to ask for a password and then reconnects: not worth a warning.
+		return fmt.Errorf("%w: during authentication: %v", errClientGone, err)
+	}
+	if typ != 'p' {
+		return fatalf(codeProtocolViolation, "protocol_violation", "expected SASL response, got message type %q", typ)
+	}
+	body, err := s.cr.body(n)
+	if err != nil {
+		return fmt.Errorf("%w: during authentication: %v", errClientGone, err)
+	}
+	if err := msg.Decode(body); err != nil {
+		return fatalf(codeProtocolViolation, "protocol_violation", "malformed SASL response: %v", err)
+	}
+	return nil
+}
+
+// authFailed records a failed authentication and returns the error the client gets: PostgreSQL's own, the
+// same whether the workspace exists or not.
+func (s *session) authFailed(user string, cause error) error {
+	s.log.Warn("authentication failed", zap.String("workspace", user), zap.Error(cause))
+	s.srv.report(diagnostics.Event{
+		Type:       diagnostics.EventAuthFailed,
+		Severity:   diagnostics.SeverityWarning,
+		Workspace:  user,
+		ConnID:     s.id,
+		ClientAddr: s.clientAddr,
+		Reason:     "auth_failed",
+		SQLState:   codeInvalidPassword,
+	})
+	return &pgconn.PgError{
+		Severity: "FATAL",
+		Code:     codeInvalidPassword,
+		Message:  fmt.Sprintf("password authentication failed for user %q", user),
+	}
+}

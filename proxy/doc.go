@@ -1,0 +1,79 @@
+// Package proxy is tenantproxy's PostgreSQL wire-protocol front end. It accepts client connections,
+// authenticates each as a workspace, opens that client's own upstream session, and relays the conversation
+// message by message, passing every statement text through the rewrite seam on the way.
+//
+// Main types: Server (listener, sessions, cancel keys, shutdown) and session (one client and its upstream).
+//
+// # Connection lifecycle
+//
+//	client                       tenantproxy                                    PostgreSQL
+//	  | SSLRequest / GSSENCRequest  |                                                |
+//	  |---------------------------->| 'S' + TLS handshake, or 'N'     (startup.go)   |
+//	  | StartupMessage              |                                                |
+//	  |---------------------------->| check protocol, database, parameters           |
+//	  |<----------------------------| AuthenticationSASL              (auth.go)      |
+//	  |<--------------------------->| SCRAM-SHA-256[-PLUS] against the key verifiers |
+//	  |<----------------------------| AuthenticationSASLFinal, AuthenticationOk      |
+//	  |                             | pgconn.Connect with the tenant  (upstream.go)  |
+//	  |                             | setting as a startup parameter --------------->|
+//	  |                             | Hijack the raw connection                      |
+//	  |<----------------------------| ParameterStatus* (upstream's), BackendKeyData  |
+//	  |                             | (ours, see cancel.go), ReadyForQuery           |
+//	  |======== relay ==============|============= relay (forward.go) ===============|
+//	  | CancelRequest (new conn)    |                                                |
+//	  |---------------------------->| key -> session -> pgconn.CancelRequest ------->|
+//
+// A CancelRequest arrives on a connection of its own instead of a StartupMessage (startup.go hands it to
+// cancel.go). Startup, authentication and the upstream connection share one deadline
+// (Config.Timeouts.Startup); a client that is silent or malformed is dropped without affecting others.
+//
+// # Relay state machine (forward.go)
+//
+// Two goroutines per session: clientToUpstream reads frontend messages and writes the upstream;
+// upstreamToClient reads backend messages and writes the client. Both report into one error channel;
+// the first error ends the session and closes both connections (session.go). Each goroutine flushes its
+// writer only when its reader has no complete message buffered, so a pipeline of messages goes out in one
+// write and nothing is held back while the goroutine waits.
+//
+// Message flow is the one in https://www.postgresql.org/docs/current/protocol-flow.html. The proxy keeps a
+// queue of the frontend messages that await a response, in order. clientToUpstream pushes, when it
+// forwards them:
+//
+//	Query 'Q', FunctionCall 'F'                     -> query    (complete on ReadyForQuery)
+//	Parse 'P'                                       -> parse    (complete on ParseComplete)
+//	Bind 'B'                                        -> bind     (complete on BindComplete)
+//	Describe 'D'                                    -> describe (complete on RowDescription or NoData)
+//	Execute 'E'                                     -> execute  (complete on CommandComplete,
+//	                                                             EmptyQueryResponse or PortalSuspended)
+//	Close 'C'                                       -> close    (complete on CloseComplete)
+//	Sync 'S'                                        -> sync     (complete on ReadyForQuery)
+//	Flush 'H', CopyData/CopyDone/CopyFail, Terminate   (no response of their own)
+//
+// upstreamToClient pops. NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time
+// and pass straight through. An ErrorResponse completes a query or sync entry only at the ReadyForQuery
+// that follows it; for any extended-protocol entry it completes that entry and also every queued entry up
+// to the next sync, because the server now discards messages until Sync. If no sync is queued yet, the
+// queue enters the skipping state: the messages clientToUpstream forwards next are discarded by the server
+// and are not queued, until a Sync (which is queued and leaves the state). A response that does not fit the
+// entry at the head of the queue means the proxy lost track of the conversation; the session is closed
+// rather than guessed at (fail closed).
+//
+// # Refusals
+//
+// The rewrite seam sees the text of every Query and Parse. A refused statement is never forwarded. Instead
+// the proxy forwards a poison message of the same kind — a Query or Parse whose text is a syntax error —
+// and marks the queue entry with the refusal. PostgreSQL answers the poison with an ErrorResponse at exactly
+// the point the refused statement would have failed, and so itself does everything an error at that point
+// implies: an explicit transaction becomes aborted, an implicit one (a pipeline before its Sync, a
+// multi-statement Query) is rolled back, the rest of the pipeline is discarded until Sync, and the
+// ReadyForQuery that follows carries the true transaction status. upstreamToClient replaces the poison's
+// ErrorResponse with the refusal's. Because every response the client sees comes from the server, the
+// session state the client observes is the one PostgreSQL would leave after an error at that point, by
+// construction. A FunctionCall message is refused the same way, with a poison Query (both end with
+// ReadyForQuery).
+//
+// # Shutdown (server.go)
+//
+// Shutdown stops accepting, then closes each session at its next idle point (ReadyForQuery 'I' with no
+// response pending) with FATAL 57P01, and after the drain timeout closes whatever remains.
+package proxy

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// bufferSize is the size of each connection's read and write buffers.
+const bufferSize = 8 << 10
+
+// maxMessageLen is the largest message the proxy accepts, PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT).
+const maxMessageLen = 1 << 30
+
+// frameReader reads protocol messages as raw frames: a type byte, a length, and a body the caller either
+// reads (body), passes on without looking at it (copyBody), or drops (skipBody). Nothing is decoded unless
+// the caller needs it, and small bodies are returned without copying.
+type frameReader struct {
+	r       *bufio.Reader
+	scratch []byte
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, bufferSize)}
+}
+
+// header reads the next message's type and body length.
+func (f *frameReader) header() (typ byte, n int, err error) {
+	h, err := f.r.Peek(5)
+	if err != nil {
+		return 0, 0, err
+	}
+	typ = h[0]
+	l := binary.BigEndian.Uint32(h[1:5])
+	if l < 4 || l-4 > maxMessageLen {
+		return 0, 0, fmt.Errorf("%w: message %q has invalid length %d", errProtocolViolation, typ, l)
+	}
+	_, _ = f.r.Discard(5)
+	return typ, int(l - 4), nil
+}
+
+// body reads a body of n bytes. The slice is valid until the next call on f.
+func (f *frameReader) body(n int) ([]byte, error) {
+	if n <= f.r.Size() {
+		b, err := f.r.Peek(n)
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		_, _ = f.r.Discard(n)
+		return b, nil
+	}
+	if cap(f.scratch) < n {
+		f.scratch = make([]byte, n)
+	}
+	f.scratch = f.scratch[:n]
+	if _, err := io.ReadFull(f.r, f.scratch); err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	return f.scratch, nil
+}
+
+// releaseScratch drops a large scratch buffer so that one huge message does not pin its memory for the
+// rest of the session.
+func (f *frameReader) releaseScratch() {
+	if cap(f.scratch) > bufferSize {
+		f.scratch = nil
+	}
+}
+
+// copyBody writes the header of a message of type typ and its n-byte body to w, streaming the body
+// through the read buffer.
+func (f *frameReader) copyBody(w *bufio.Writer, typ byte, n int) error {
+	writeHeader(w, typ, n)
+	for n > 0 {
+		chunk, err := f.r.Peek(min(n, max(f.r.Buffered(), 1)))
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+		_, _ = f.r.Discard(len(chunk))
+		n -= len(chunk)
+	}
+	return nil
+}
+
+// skipBody drops an n-byte body.
+func (f *frameReader) skipBody(n int) error {
+	_, err := f.r.Discard(n)
+	return unexpectedEOF(err)
+}
+
+// messageBuffered reports whether a whole message is already buffered, that is, whether the next read
+// cannot block. Writers flush before a read that can.
+func (f *frameReader) messageBuffered() bool {
+	if f.r.Buffered() < 5 {
+		return false
+	}
+	h, _ := f.r.Peek(5)
+	return f.r.Buffered() >= 1+int(binary.BigEndian.Uint32(h[1:5]))
+}
+
+// writeHeader writes a message header for a body of n bytes.
+func writeHeader(w *bufio.Writer, typ byte, n int) {
+	var h [5]byte
+	h[0] = typ
+	binary.BigEndian.PutUint32(h[1:], uint32(n+4))
+	_, _ = w.Write(h[:]) // errors stick in the bufio.Writer and surface at Flush
+}
+
+// writeFrame writes a whole message.
+func writeFrame(w *bufio.Writer, typ byte, body []byte) {
+	writeHeader(w, typ, len(body))
+	_, _ = w.Write(body)
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tenantproxy/tenantproxy/rewrite"
+)
+
+// kind is the kind of a frontend message that awaits a response. See doc.go for the state machine.
+type kind uint8
+
+const (
+	kindQuery kind = iota // Query or FunctionCall: everything up to ReadyForQuery
+	kindParse
+	kindBind
+	kindDescribe
+	kindExecute
+	kindClose
+	kindSync
+)
+
+var kindNames = [...]string{"Query", "Parse", "Bind", "Describe", "Execute", "Close", "Sync"}
+
+func (k kind) String() string { return kindNames[k] }
+
+// extended reports whether an error in response to k makes the server discard messages until Sync.
+func (k kind) extended() bool { return k != kindQuery && k != kindSync }
+
+// step says what backend message type typ means for an entry of kind k: it completes the entry (done), is
+// part of the entry's response (ok), or does not belong to it (neither). ErrorResponse, ReadyForQuery and
+// the asynchronous messages are handled before step is consulted.
+func (k kind) step(typ byte) (done, ok bool) {
+	switch k {
+	case kindQuery:
+		// RowDescription, DataRow, CommandComplete, EmptyQueryResponse, the COPY sub-protocol and
+		// FunctionCallResponse; ReadyForQuery completes it.
+		return false, typ == 'T' || typ == 'D' || typ == 'C' || typ == 'I' || typ == 'G' || typ == 'H' ||
+			typ == 'd' || typ == 'c' || typ == 'V'
+	case kindParse:
+		return typ == '1', typ == '1'
+	case kindBind:
+		return typ == '2', typ == '2'
+	case kindDescribe:
+		// ParameterDescription precedes the RowDescription or NoData of a statement Describe.
+		return typ == 'T' || typ == 'n', typ == 'T' || typ == 'n' || typ == 't'
+	case kindExecute:
+		done = typ == 'C' || typ == 'I' || typ == 's'
+		return done, done || typ == 'D' || typ == 'G' || typ == 'H' || typ == 'd' || typ == 'c'
+	case kindClose:
+		return typ == '3', typ == '3'
+	}
+	return false, false // kindSync: only ReadyForQuery, handled by ready
+}
+
+type entry struct {
+	kind kind
+	// refusal, when set, is the error the client gets instead of the ErrorResponse the server sends for
+	// the poison message forwarded in place of the refused one.
+	refusal *rewrite.Error
+}
+
+// queue holds the frontend messages awaiting a response, in order, and what the proxy knows of the
+// server's state. clientToUpstream pushes; upstreamToClient pops. It is the only state the two relay
+// goroutines share.
+type queue struct {
+	mu      sync.Mutex
+	entries []entry
+	head    int
+	// skipping: the server is discarding messages until the next Sync.
+	skipping bool
+	// txStatus is the status of the last ReadyForQuery: 'I' idle, 'T' in a transaction, 'E' failed one.
+	txStatus byte
+	// draining: the server is shutting down; the session ends at its next idle point.
+	draining bool
+}
+
+func newQueue() *queue { return &queue{txStatus: 'I'} }
+
+func (q *queue) len() int { return len(q.entries) - q.head }
+
+// idle reports whether the session is between transactions with nothing in flight. q.mu must be held.
+func (q *queue) idle() bool { return q.len() == 0 && q.txStatus == 'I' }
+
+// push records a frontend message of kind k that is being forwarded. It returns errShutdown instead when
+// the session is draining and idle, so no new work starts.
+func (q *queue) push(k kind, refusal *rewrite.Error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.draining && q.idle() {
+		return errShutdown
+	}
+	if q.skipping {
+		if k != kindSync {
+			return nil // the server discards it without a response
+		}
+		q.skipping = false
+	}
+	if q.head > 0 && q.head == len(q.entries) {
+		q.entries, q.head = q.entries[:0], 0
+	}
+	q.entries = append(q.entries, entry{kind: k, refusal: refusal})
+	return nil
+}
+
+// step accounts for a backend message that is neither an error nor ReadyForQuery nor asynchronous.
+func (q *queue) step(typ byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.len() == 0 {
+		return fmt.Errorf("%w: unexpected message %q with no request pending", errDesync, typ)
+	}
+	e := &q.entries[q.head]
+	done, ok := e.kind.step(typ)
+	if !ok || e.refusal != nil {
+		// A refused message's poison can only fail.
+		return fmt.Errorf("%w: unexpected message %q in response to %s", errDesync, typ, e.kind)
+	}
+	if done {
+		q.head++
+	}
+	return nil
+}
+
+// fail accounts for an ErrorResponse and returns the refusal to report in its place, if any.
+func (q *queue) fail() *rewrite.Error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.len() == 0 {
+		return nil // an error outside any request, such as FATAL on administrator shutdown
+	}
+	e := &q.entries[q.head]
+	refusal := e.refusal
+	if !e.kind.extended() {
+		// Query and Sync complete at the ReadyForQuery that follows; substitute only this one error.
+		e.refusal = nil
+		return refusal
+	}
+	// The server now discards every message up to the next Sync without responding.
+	for q.head++; q.head < len(q.entries) && q.entries[q.head].kind != kindSync; q.head++ {
+	}
+	q.skipping = q.head == len(q.entries)
+	return refusal
+}
+
+// ready accounts for ReadyForQuery with transaction status status. It reports whether the session is now
+// idle while draining, that is, whether it should end.
+func (q *queue) ready(status byte) (endNow bool, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.len() == 0 {
+		return false, fmt.Errorf("%w: ReadyForQuery with no request pending", errDesync)
+	}
+	e := q.entries[q.head]
+	if e.kind != kindQuery && e.kind != kindSync {
+		return false, fmt.Errorf("%w: ReadyForQuery in response to %s", errDesync, e.kind)
+	}
+	q.head++
+	q.txStatus = status
+	return q.draining && q.idle(), nil
+}
+
+// drain marks the session as draining and reports whether it is idle now.
+func (q *queue) drain() (idleNow bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.draining = true
+	return q.idle()
+}

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+// finalWriteTimeout bounds the last message written to a client whose session is ending, so a client that
+// stopped reading cannot hold a session open.
+const finalWriteTimeout = 2 * time.Second
+
+// session is one client connection and its upstream session.
+type session struct {
+	srv        *Server
+	id         uint64
+	log        *zap.Logger
+	clientAddr string
+
+	// raw is the accepted connection; after an SSLRequest cr and cw read and write through TLS on it.
+	raw net.Conn
+	cr  *frameReader
+	cw  *bufio.Writer
+	tls *tls.ConnectionState // nil on a plaintext connection
+
+	// Set during startup, read-only afterwards.
+	tenant        *tenant.Context
+	appName       string
+	startupParams map[string]string // client parameters to forward upstream
+	upstream      net.Conn
+	ur            *frameReader
+	uw            *bufio.Writer
+	upstreamPG    *pgconn.PgConn // hijacked; kept only to send cancel requests
+	key           cancelKey
+
+	q *queue
+	// sendErr is the first error of send, reported by flush.
+	sendErr error
+	// upstreamFatal is set by upstreamToClient when it relays a FATAL error.
+	upstreamFatal bool
+	// ended receives the error that ends the session; the first one wins.
+	ended     chan error
+	closeOnce sync.Once
+}
+
+func newSession(srv *Server, id uint64, conn net.Conn) *session {
+	return &session{
+		srv:        srv,
+		id:         id,
+		log:        srv.log.With(zap.Uint64("conn_id", id), zap.String("client_addr", conn.RemoteAddr().String())),
+		clientAddr: conn.RemoteAddr().String(),
+		raw:        conn,
+		cr:         newFrameReader(conn),
+		cw:         bufio.NewWriterSize(conn, bufferSize),
+		q:          newQueue(),
+		ended:      make(chan error, 1),
+	}
+}
+
+// serve runs the session from accept to close.
+func (s *session) serve(ctx context.Context) {
+	defer s.closeConns()
+	defer s.srv.cancels.unregister(s)
+	started := time.Now()
+
+	// One deadline covers TLS, authentication and the upstream connection.
+	deadline := started.Add(s.srv.cfg.Timeouts.Startup)
+	_ = s.raw.SetDeadline(deadline)
+	startupCtx, cancel := context.WithDeadline(ctx, deadline)
+	err := s.startup(startupCtx)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, errCancelRequest) {
+			s.log.Info("connection refused during startup", zap.Error(err))
+			s.writeFinal(err)
+		}
+		return
+	}
+	_ = s.raw.SetDeadline(time.Time{})
+
+	s.log.Info("session started", zap.Duration("startup", time.Since(started)))
+	err = s.relay()
+	level := zap.InfoLevel
+	if !errors.Is(err, errClientGone) && !errors.Is(err, errShutdown) {
+		level = zap.WarnLevel
+	}
+	s.log.Log(level, "session ended", zap.Duration("duration", time.Since(started)), zap.Error(err))
+}
+
+// relay runs the two relay directions until one of them, or end, stops the session; see doc.go.
+func (s *session) relay() error {
+	clientDone, upstreamDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(clientDone); s.end(s.clientToUpstream()) }()
+	go func() { defer close(upstreamDone); s.end(s.upstreamToClient()) }()
+
+	err := <-s.ended
+	// Stop upstreamToClient — the client's only writer — before telling the client why the session ends.
+	_ = s.upstream.Close()
+	_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	<-upstreamDone
+	s.writeFinal(err)
+	_ = s.raw.Close()
+	<-clientDone
+	return err
+}
+
+// end asks the session to stop with err; only the first call has an effect.
+func (s *session) end(err error) {
+	select {
+	case s.ended <- err:
+	default:
+	}
+}
+
+// writeFinal sends the client the FATAL error that ends its session, if err carries one.
+func (s *session) writeFinal(err error) {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Severity == "FATAL":
+	case errors.Is(err, errDesync):
+		err = fatalf(codeInternalError, "protocol_desync", "%v", err)
+	default:
+		return
+	}
+	buf, encErr := errorResponse(err).Encode(nil)
+	if encErr != nil {
+		return
+	}
+	_, _ = s.cw.Write(buf)
+	_ = s.cw.Flush()
+}
+
+// closeConns closes both connections; it is idempotent.
+func (s *session) closeConns() {
+	s.closeOnce.Do(func() {
+		_ = s.raw.Close()
+		if s.upstream != nil {
+			_ = s.upstream.Close()
+		}
+	})
+}
+
+// drain ends the session now if it is idle, and otherwise at its next idle point.
+func (s *session) drain() {
+	if s.q.drain() {
+		s.end(errShutdown)
+	}
+}
+
+// forceClose ends the session now, whatever it is doing. The deadline unblocks a session waiting on its
+// client (during startup, or writing to a client that stopped reading) and bounds the final message.
+func (s *session) forceClose() {
+	s.end(errShutdown)
+	_ = s.raw.SetDeadline(time.Now().Add(finalWriteTimeout))
+}

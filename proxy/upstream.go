@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+)
+
+// connectUpstream opens the session's own upstream connection with pgconn, which handles TLS and
+// authentication to the server, then takes over its raw connection for relaying.
+func (s *session) connectUpstream(ctx context.Context) error {
+	cfg := s.srv.upstream.Copy()
+	cfg.RuntimeParams = maps.Clone(cfg.RuntimeParams)
+	maps.Copy(cfg.RuntimeParams, s.startupParams)
+	// The tenant setting travels in the startup packet: it is in place before the session runs anything,
+	// and costs no round trip.
+	cfg.RuntimeParams[s.srv.cfg.Tenant.Setting] = s.tenant.ID
+
+	pg, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		s.log.Warn("upstream connection failed", zap.Error(err))
+		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not connect to the database: %s", upstreamCause(err))
+	}
+	if err := pg.SyncConn(ctx); err != nil {
+		_ = pg.Close(ctx)
+		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not prepare the database connection: %v", err)
+	}
+	hijacked, err := pg.Hijack()
+	if err != nil {
+		_ = pg.Close(ctx)
+		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not take over the database connection: %v", err)
+	}
+	s.upstream = hijacked.Conn
+	s.upstreamPG = pg
+	s.ur = newFrameReader(hijacked.Conn)
+	s.uw = bufio.NewWriterSize(hijacked.Conn, bufferSize)
+	s.log = s.log.With(zap.Uint32("backend_pid", hijacked.PID))
+
+	// The client sees the server's parameters, so drivers format values as the server does.
+	for _, name := range slices.Sorted(maps.Keys(hijacked.ParameterStatuses)) {
+		s.send(&pgproto3.ParameterStatus{Name: name, Value: hijacked.ParameterStatuses[name]})
+	}
+	return nil
+}
+
+// sendReady completes the startup: the client's cancel key and ReadyForQuery.
+func (s *session) sendReady() error {
+	s.srv.cancels.register(s)
+	s.send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: s.key.secret[:]})
+	s.send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return s.flush()
+}
+
+// cancelUpstream asks the server to cancel the statement the session's backend is running. pgconn's
+// CancelRequest reads only the address, TLS configuration and key of the connection, all of which survive
+// Hijack, and opens a connection of its own.
+func (s *session) cancelUpstream(ctx context.Context) error {
+	return s.upstreamPG.CancelRequest(ctx)
+}
+
+// upstreamCause names why the upstream connection failed without echoing the connection string.
+func upstreamCause(err error) string {
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &pgErr):
+		return fmt.Sprintf("the server refused the connection: %s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server running?)"
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.As(err, &netErr):
+		return netErr.Error()
+	}
+	return "connection failed"
+}
