@@ -1,0 +1,303 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+)
+
+func TestSimpleAndExtendedQuery(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec,
+		pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec} {
+		var name string
+		err := conn.QueryRow(ctx, "SELECT name FROM items WHERE workspace_id = $1 AND id = $2", mode, acmeID, 2).Scan(&name)
+		if err != nil || name != "acme two" {
+			t.Errorf("%v: got %q, %v; want %q", mode, name, err, "acme two")
+		}
+	}
+}
+
+// batchOutcome runs a pgx batch whose middle statement fails, then reports what each statement returned
+// and what the session and the table look like afterwards.
+func batchOutcome(t *testing.T, conn *pgx.Conn, explicitTx bool) []string {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	b := &pgx.Batch{}
+	if explicitTx {
+		b.Queue("BEGIN")
+	}
+	b.Queue("INSERT INTO items VALUES ('7f3c2a', 100, 'first')")
+	b.Queue("SELEC 'the failing statement'")
+	b.Queue("INSERT INTO items VALUES ('7f3c2a', 101, 'third')")
+	results := conn.SendBatch(ctx, b)
+	var out []string
+	for range b.Len() {
+		_, err := results.Exec()
+		out = append(out, "exec: "+pgCode(err))
+	}
+	out = append(out, "close: "+pgCode(results.Close()))
+	out = append(out, "tx status: "+string(conn.PgConn().TxStatus()))
+	if explicitTx {
+		_, err := conn.Exec(ctx, "SELECT 1")
+		out = append(out, "statement in failed tx: "+pgCode(err))
+		_, err = conn.Exec(ctx, "ROLLBACK")
+		out = append(out, "rollback: "+pgCode(err))
+	}
+	var n int
+	err := conn.QueryRow(ctx, "SELECT count(*) FROM items WHERE id IN (100, 101)").Scan(&n)
+	out = append(out, "rows kept: "+pgCode(err)+strings.Repeat("+", n))
+	return out
+}
+
+// TestBatchWithFailingStatementMatchesDirect: pgx sends a batch as one pipeline. A statement refused in
+// the middle must leave the session as the server's own error would: no statement of the implicit
+// transaction is kept, and an explicit transaction is aborted.
+func TestBatchWithFailingStatementMatchesDirect(t *testing.T) {
+	t.Parallel()
+	for _, explicitTx := range []bool{false, true} {
+		p := startProxy(t)
+		twin := pgtest.NewDatabase(t, testSchema)
+		want := batchOutcome(t, connect(t, twin.DSN), explicitTx)
+		got := batchOutcome(t, p.Connect(t, acme), explicitTx)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("explicit transaction %v (-direct +proxy):\n%s", explicitTx, diff)
+		}
+		if !strings.Contains(strings.Join(want, " "), "42601") {
+			t.Fatalf("the direct run did not fail as the test intends: %v", want)
+		}
+	}
+}
+
+func TestRefusalReportedAndConnectionUsable(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme, "application_name", "billing")
+	ctx := ctxT(t, 10*time.Second)
+	const secret = "s3cr3t-literal"
+
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		_, err := conn.Exec(ctx, "SELECT '"+secret+"' FROM items WHERE", mode)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42601" || !strings.HasPrefix(pgErr.Message, "tenantproxy: unparsable: ") {
+			t.Fatalf("%v: got %v, want a 42601 refusal starting with tenantproxy: unparsable", mode, err)
+		}
+		if pgErr.Position != int32(len("SELECT '"+secret+"' FROM items WHERE"))+1 {
+			t.Errorf("%v: error position %d, want the end of the statement", mode, pgErr.Position)
+		}
+		var one int
+		if err := conn.QueryRow(ctx, "SELECT 1", mode).Scan(&one); err != nil || one != 1 {
+			t.Fatalf("%v: connection not usable after a refusal: %v", mode, err)
+		}
+	}
+
+	events := p.Events(t)
+	if len(events) != 2 {
+		t.Fatalf("got %d diagnostics events, want 2: %+v", len(events), events)
+	}
+	for _, e := range events {
+		want := [...]string{"refused", acmeID, acme, "billing", "enforce", "unparsable", "42601"}
+		got := [...]string{string(e.Type), e.WorkspaceID, e.Workspace, e.ApplicationName, e.Mode, e.Reason, e.SQLState}
+		if got != want || e.Version != 1 || e.ConnID == 0 || e.ClientAddr == "" || e.Time.IsZero() {
+			t.Errorf("event %+v: want fields %v", e, want)
+		}
+	}
+	log, err := os.ReadFile(p.DiagPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(log, []byte(secret)) {
+		t.Fatalf("the diagnostics log contains a literal of the refused statement:\n%s", log)
+	}
+}
+
+func TestLargeMessages(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 20*time.Second)
+
+	// A value far larger than the relay's buffers, both ways: a long statement and a long result.
+	long := strings.Repeat("x", 600<<10)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT length('"+long+"')", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil || n != len(long) {
+		t.Fatalf("600 KiB statement: got %d, %v", n, err)
+	}
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT repeat('y', $1)", 8<<20).Scan(&s); err != nil || len(s) != 8<<20 {
+		t.Fatalf("8 MiB result: got %d bytes, %v", len(s), err)
+	}
+	// Over the statement size limit: refused before parsing, and the session goes on.
+	_, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("z", 2<<20)+"'", pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != "54000" || !strings.Contains(err.Error(), "statement_too_large") {
+		t.Fatalf("2 MiB statement: got %v, want 54000 statement_too_large", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+		t.Fatalf("connection not usable after a large refusal: %v", err)
+	}
+}
+
+func TestCopy(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+
+	rows := [][]any{{acmeID, int32(200), "copied one"}, {acmeID, int32(201), "copied two"}}
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"workspace_id", "id", "name"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 2 {
+		t.Fatalf("CopyFrom: %d rows, %v", n, err)
+	}
+	var out bytes.Buffer
+	tag, err := conn.PgConn().CopyTo(ctx, &out, "COPY (SELECT id, name FROM items WHERE id >= 200 ORDER BY id) TO STDOUT WITH (FORMAT csv)")
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("CopyTo: %v, %v", tag, err)
+	}
+	if want := "200,copied one\n201,copied two\n"; out.String() != want {
+		t.Fatalf("CopyTo output %q, want %q", out.String(), want)
+	}
+}
+
+func TestListenNotify(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	listener, notifier := p.Connect(t, acme), p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := listener.Exec(ctx, "LISTEN jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notifier.Exec(ctx, "SELECT pg_notify('jobs', 'job 42')"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := listener.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Channel != "jobs" || n.Payload != "job 42" {
+		t.Fatalf("notification %+v", n)
+	}
+}
+
+func TestNoticesAndParameterStatus(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	var notices []string
+	cfg, err := pgx.ParseConfig(p.DSN(acme, "application_name", "first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Code) }
+	ctx := ctxT(t, 10*time.Second)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	direct := p.Direct(t)
+
+	// The client sees the server's own parameters, so drivers format values as the server does.
+	for _, name := range []string{"server_version", "server_encoding", "standard_conforming_strings", "integer_datetimes", "TimeZone"} {
+		if got, want := conn.PgConn().ParameterStatus(name), direct.PgConn().ParameterStatus(name); got != want || got == "" {
+			t.Errorf("ParameterStatus %s = %q, want %q", name, got, want)
+		}
+	}
+	if got := conn.PgConn().ParameterStatus("application_name"); got != "first" {
+		t.Errorf("application_name = %q, want first", got)
+	}
+	if _, err := conn.Exec(ctx, "SET application_name = 'second'"); err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.PgConn().ParameterStatus("application_name"); got != "second" {
+		t.Errorf("after SET, application_name = %q, want second", got)
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil { // a warning: no transaction in progress
+		t.Fatal(err)
+	}
+	if len(notices) != 1 || notices[0] != "25P01" {
+		t.Errorf("notices = %v, want [25P01]", notices)
+	}
+}
+
+func TestPipelineMode(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+
+	pl := conn.PgConn().StartPipeline(ctx)
+	pl.SendPrepare("by_id", "SELECT name FROM items WHERE workspace_id = $1 AND id = $2", nil)
+	pl.SendQueryPrepared("by_id", [][]byte{[]byte(acmeID), []byte("1")}, nil, nil)
+	pl.SendQueryParams("SELEC $1", [][]byte{[]byte("x")}, nil, nil, nil)
+	pl.SendQueryPrepared("by_id", [][]byte{[]byte(acmeID), []byte("2")}, nil, nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	pl.SendQueryPrepared("by_id", [][]byte{[]byte(acmeID), []byte("2")}, nil, nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []string
+	for {
+		res, err := pl.GetResults()
+		if err != nil {
+			got = append(got, "error "+pgCode(err))
+			continue
+		}
+		if res == nil {
+			break
+		}
+		switch r := res.(type) {
+		case *pgconn.StatementDescription:
+			got = append(got, "prepared "+strings.Join(fieldNames(r), ","))
+		case *pgconn.ResultReader:
+			rr := r.Read()
+			if rr.Err != nil {
+				got = append(got, "error "+pgCode(rr.Err))
+			} else {
+				got = append(got, "rows "+strings.Join(rowsText(rr.Rows), ","))
+			}
+		case *pgconn.PipelineSync:
+			got = append(got, "sync")
+		}
+	}
+	if err := pl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"prepared name", "rows acme one", "error 42601", "sync", "rows acme two", "sync"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("pipeline results (-want +got):\n%s", diff)
+	}
+}
+
+func rowsText(rows [][][]byte) []string {
+	var out []string
+	for _, r := range rows {
+		for _, v := range r {
+			out = append(out, string(v))
+		}
+	}
+	return out
+}
+
+func fieldNames(sd *pgconn.StatementDescription) []string {
+	var names []string
+	for _, f := range sd.Fields {
+		names = append(names, f.Name)
+	}
+	return names
+}
