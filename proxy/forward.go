@@ -32,6 +32,10 @@ func (s *session) clientToUpstream() error {
 			if errors.Is(err, errProtocolViolation) {
 				return fatalf(codeProtocolViolation, "protocol_violation", "%v", err)
 			}
+			// End the upstream session as a client would, rolling back whatever it left open, rather
+			// than with an unexpected EOF the server logs.
+			writeHeader(s.uw, 'X', 0)
+			_ = s.uw.Flush()
 			return fmt.Errorf("%w: %v", errClientGone, err)
 		}
 		switch typ {

@@ -14,7 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tenantproxy/tenantproxy/auth"
 	"github.com/tenantproxy/tenantproxy/config"
@@ -52,6 +55,8 @@ type testProxy struct {
 	Addr     *net.TCPAddr
 	Keys     map[string]string // workspace slug -> API key
 	DiagPath string
+	// Logs holds everything the proxy logged.
+	Logs *observer.ObservedLogs
 }
 
 // startProxy starts a proxy for the test; opts adjust its configuration before it is validated.
@@ -92,7 +97,11 @@ func startProxy(t *testing.T, opts ...func(*config.Config)) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: zaptest.NewLogger(t), Diagnostics: diag})
+	observed, logs := observer.New(zapcore.DebugLevel)
+	logger := zaptest.NewLogger(t, zaptest.Level(zapcore.DebugLevel),
+		zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, observed) })))
+	p.Logs = logs
+	srv, err := proxy.New(cfg, proxy.Options{Logger: logger, Diagnostics: diag})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
 )
@@ -300,4 +302,43 @@ func fieldNames(sd *pgconn.StatementDescription) []string {
 		names = append(names, f.Name)
 	}
 	return names
+}
+
+// TestConnectionLogs: each session logs through a child logger naming its workspace, connection and
+// upstream backend, and never the key or a statement's literals.
+func TestConnectionLogs(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+	var pid uint32
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = conn.Exec(ctx, "SELEC 'literal-in-a-refused-statement'")
+	_ = conn.Close(ctx)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Logs.FilterMessage("session ended").Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, msg := range []string{"session started", "statement refused", "session ended"} {
+		entries := p.Logs.FilterMessage(msg).All()
+		if len(entries) != 1 {
+			t.Fatalf("%d %q entries, want 1", len(entries), msg)
+		}
+		fields := entries[0].ContextMap()
+		if fields["workspace_id"] != acmeID || fields["workspace"] != acme || fields["conn_id"] == nil ||
+			fields["backend_pid"] != pid {
+			t.Errorf("%q fields %v: want workspace_id, workspace, conn_id and backend_pid %d", msg, fields, pid)
+		}
+	}
+	for _, e := range p.Logs.All() {
+		for _, f := range append(e.Context, zap.String("message", e.Message)) {
+			text := fmt.Sprint(f.String, f.Interface)
+			if strings.Contains(text, p.Keys[acme]) || strings.Contains(text, "literal-in-a-refused") {
+				t.Fatalf("log entry %q leaks a key or literal: %v", e.Message, e.Context)
+			}
+		}
+	}
 }
