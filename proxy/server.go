@@ -160,7 +160,7 @@ func (srv *Server) track(conn net.Conn) bool {
 	srv.wg.Add(1)
 	go func() {
 		defer srv.wg.Done()
-		s.serve(context.Background())
+		s.serve()
 		srv.mu.Lock()
 		delete(srv.sessions, s)
 		srv.mu.Unlock()

@@ -42,6 +42,10 @@ type session struct {
 	upstreamPG    *pgconn.PgConn // hijacked; kept only to send cancel requests
 	key           cancelKey
 
+	// ctx ends when the session is closed by force; the startup phase runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	q *queue
 	// sendErr is the first error of send, reported by flush.
 	sendErr error
@@ -53,7 +57,10 @@ type session struct {
 }
 
 func newSession(srv *Server, id uint64, conn net.Conn) *session {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
+		ctx:        ctx,
+		cancel:     cancel,
 		srv:        srv,
 		id:         id,
 		log:        srv.log.With(zap.Uint64("conn_id", id), zap.String("client_addr", conn.RemoteAddr().String())),
@@ -67,7 +74,8 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 }
 
 // serve runs the session from accept to close.
-func (s *session) serve(ctx context.Context) {
+func (s *session) serve() {
+	defer s.cancel()
 	defer s.closeConns()
 	defer s.srv.cancels.unregister(s)
 	started := time.Now()
@@ -75,14 +83,20 @@ func (s *session) serve(ctx context.Context) {
 	// One deadline covers TLS, authentication and the upstream connection.
 	deadline := started.Add(s.srv.cfg.Timeouts.Startup)
 	_ = s.raw.SetDeadline(deadline)
-	startupCtx, cancel := context.WithDeadline(ctx, deadline)
+	startupCtx, cancel := context.WithDeadline(s.ctx, deadline)
 	err := s.startup(startupCtx)
 	cancel()
 	if err != nil {
-		if !errors.Is(err, errCancelRequest) {
-			s.log.Info("connection refused during startup", zap.Error(err))
-			s.writeFinal(err)
+		if errors.Is(err, errCancelRequest) {
+			return
 		}
+		if s.ctx.Err() != nil {
+			err = errShutdown
+		}
+		s.log.Info("connection refused during startup", zap.Error(err))
+		// The startup deadline may have passed: the client still deserves to learn why.
+		_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		s.writeFinal(err)
 		return
 	}
 	_ = s.raw.SetDeadline(time.Time{})
@@ -156,9 +170,12 @@ func (s *session) drain() {
 	}
 }
 
-// forceClose ends the session now, whatever it is doing. The deadline unblocks a session waiting on its
-// client (during startup, or writing to a client that stopped reading) and bounds the final message.
+// forceClose ends the session now, whatever it is doing: cancelling its context stops an upstream
+// connection attempt, the read deadline a wait for the client, and the write deadline bounds the final
+// message to a client that stopped reading.
 func (s *session) forceClose() {
 	s.end(errShutdown)
-	_ = s.raw.SetDeadline(time.Now().Add(finalWriteTimeout))
+	s.cancel()
+	_ = s.raw.SetReadDeadline(time.Now())
+	_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 }

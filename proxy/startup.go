@@ -60,6 +60,10 @@ func (s *session) startup(ctx context.Context) error {
 	if err := s.authenticate(params["user"]); err != nil {
 		return err
 	}
+	// Checked after authentication, as PostgreSQL does, so only workspaces learn the database's name.
+	if db := params["database"]; db != s.srv.database {
+		return fatalf(codeInvalidCatalogName, "unknown_database", "database %q does not exist", db)
+	}
 	s.log = s.log.With(zap.String("workspace_id", s.tenant.ID), zap.String("workspace", s.tenant.Slug))
 	if err := s.connectUpstream(ctx); err != nil {
 		return err
@@ -87,7 +91,9 @@ func (s *session) negotiate(ctx context.Context) (*pgproto3.StartupMessage, erro
 		case codeCancelRequest:
 			var req pgproto3.CancelRequest
 			if err := req.Decode(body); err != nil {
-				return nil, fmt.Errorf("%w: %v", errProtocolViolation, err)
+				// As PostgreSQL does, say nothing: a cancel request never gets an answer.
+				s.log.Info("malformed cancel request ignored", zap.Error(err))
+				return nil, errCancelRequest
 			}
 			s.srv.cancel(ctx, &req, s.log)
 			return nil, errCancelRequest
@@ -159,7 +165,8 @@ func (s *session) writeByte(b byte) error {
 	return s.cw.Flush()
 }
 
-// checkStartup vets the StartupMessage and returns its parameters with "user" and "database" set.
+// checkStartup vets the StartupMessage and returns its parameters with "user" and "database" set. The
+// database is checked after authentication.
 func (s *session) checkStartup(msg *pgproto3.StartupMessage) (map[string]string, error) {
 	if s.srv.cfg.TLS.Require && s.tls == nil {
 		return nil, fatalf(codeInvalidAuthorization, "tls_required", "TLS is required; connect with sslmode=require")
@@ -196,9 +203,6 @@ func (s *session) checkStartup(msg *pgproto3.StartupMessage) (map[string]string,
 	if minor := msg.ProtocolVersion & 0xffff; minor > 0 || len(unknownOptions) > 0 {
 		slices.Sort(unknownOptions)
 		s.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknownOptions})
-	}
-	if db := params["database"]; db != s.srv.database {
-		return nil, fatalf(codeInvalidCatalogName, "unknown_database", "database %q does not exist", db)
 	}
 	return params, nil
 }
