@@ -1,0 +1,100 @@
+package diagnostics
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct{ sql, want string }{
+		{"SELECT * FROM items WHERE name = 'secret' AND id = 42", "SELECT * FROM items WHERE name = $1 AND id = $2"},
+		{"SELECT 1 /* user=alice@example.com */ FROM t -- trailing 'x'\nWHERE a = 'b'", "SELECT $1 FROM t WHERE a = $2"},
+		{"SELECT /*+ hint */ x FROM t WHERE y = $1", "SELECT x FROM t WHERE y = $1"},
+		{"SELEC 'secret'", ""},
+	} {
+		got, fp := Summarize(tc.sql)
+		if got != tc.want {
+			t.Errorf("Summarize(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+		if (fp == "") != (tc.want == "") {
+			t.Errorf("Summarize(%q) fingerprint %q", tc.sql, fp)
+		}
+	}
+	a, fa := Summarize("SELECT * FROM t WHERE id = 1")
+	b, fb := Summarize("SELECT * FROM t WHERE id = 2")
+	if a != b || fa != fb {
+		t.Errorf("statements differing in constants summarize differently: %q/%q, %q/%q", a, b, fa, fb)
+	}
+}
+
+func TestLogWritesWholeLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "diag.jsonl")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				l.Report(Event{Type: EventRefused, Severity: SeverityWarning, Workspace: strings.Repeat("w", 100*w), Reason: "r"})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Stat(path)
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("log file mode %v, want 0600", info.Mode().Perm())
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		var e Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("line %d is not a whole event: %v", n, err)
+		}
+		if e.Version != FormatVersion || e.Time.IsZero() {
+			t.Fatalf("line %d: version %d time %v", n, e.Version, e.Time)
+		}
+		n++
+	}
+	if n != 1600 || l.Dropped() != 0 {
+		t.Fatalf("%d lines, %d dropped; want 1600 and 0", n, l.Dropped())
+	}
+}
+
+func TestLogCountsDroppedEvents(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "diag.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Close() // every later write fails, as on a full or vanished disk
+	l.Report(Event{Type: EventRefused})
+	l.Report(Event{Type: EventAuthFailed})
+	if l.Dropped() != 2 {
+		t.Fatalf("Dropped() = %d, want 2", l.Dropped())
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	rec := httptest.NewRecorder()
+	AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != 200 || rec.Body.String() != "ok\n" {
+		t.Fatalf("/healthz: %d %q", rec.Code, rec.Body.String())
+	}
+}
