@@ -45,8 +45,21 @@ type Config struct {
 	Upstream string `yaml:"upstream"`
 	// Tenant says how workspaces' rows are told apart.
 	Tenant Tenant `yaml:"tenant"`
-	// Mode is enforce, verify or audit. Default enforce.
+	// Mode is enforce, verify or audit, for workspaces that do not set their own. Default enforce.
 	Mode Mode `yaml:"mode"`
+	// GlobalTables are shared reference tables without the tenant column that every workspace may read,
+	// as "name" (resolved through the search path) or "schema.name". Default none.
+	GlobalTables []string `yaml:"global_tables"`
+	// WritableGlobalTables are global tables every workspace may also write. Default none.
+	WritableGlobalTables []string `yaml:"writable_global_tables"`
+	// AllowedFunctions are user-defined functions statements may call, as "schema.name" or "name".
+	// User-defined functions can read any row, so none is allowed by default.
+	AllowedFunctions []string `yaml:"allowed_functions"`
+	// DeniedFunctions are built-in functions to refuse in addition to tenantproxy's denylist (see the
+	// README); a trailing * matches a prefix. Default none.
+	DeniedFunctions []string `yaml:"denied_functions"`
+	// Catalog configures how the proxy reads the upstream catalog.
+	Catalog Catalog `yaml:"catalog"`
 	// Workspaces are the tenants allowed to connect.
 	Workspaces []Workspace `yaml:"workspaces"`
 	// Diagnostics configures what the proxy reports.
@@ -57,6 +70,16 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Timeouts bound the phases of a connection's life.
 	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Catalog configures the catalog reader.
+type Catalog struct {
+	// Refresh is how often the proxy rereads the upstream catalog (tables, views, functions). It is also
+	// reread on SIGHUP and when a statement names a relation the proxy does not know. Default 60s.
+	Refresh time.Duration `yaml:"refresh"`
+	// RefusedRelations are the system catalogs statements may not read, as "schema.name" with an optional
+	// trailing *. Setting it replaces the default list, which the README documents. Default: that list.
+	RefusedRelations []string `yaml:"refused_relations"`
 }
 
 // Tenant names the tenant column and the session setting that carries the workspace id upstream.
@@ -85,6 +108,8 @@ type Workspace struct {
 	Permissions []tenant.Permission `yaml:"permissions"`
 	// Entitlements are free-form feature names carried in the tenant context. Default none.
 	Entitlements []string `yaml:"entitlements"`
+	// Mode overrides the global mode for this workspace. Default: the global mode.
+	Mode Mode `yaml:"mode"`
 	// Keys are SCRAM-SHA-256 verifiers of the workspace's API keys (from `tenantproxy keys new` or
 	// `tenantproxy keys hash`); never plaintext keys. Several keys allow rotation; they must share salt and
 	// iteration count. A workspace without keys cannot connect.
@@ -132,6 +157,7 @@ const (
 	DefaultLog          = "./tenantproxy-diagnostics.jsonl"
 	DefaultStartup      = 10 * time.Second
 	DefaultDrain        = 30 * time.Second
+	DefaultRefresh      = 60 * time.Second
 	maxIdentifierLength = 63 // PostgreSQL's NAMEDATALEN-1
 )
 
@@ -181,9 +207,13 @@ func (c *Config) SetDefaults() {
 	if c.Timeouts.Drain == 0 {
 		c.Timeouts.Drain = DefaultDrain
 	}
+	if c.Catalog.Refresh == 0 {
+		c.Catalog.Refresh = DefaultRefresh
+	}
 	for i := range c.Workspaces {
 		w := &c.Workspaces[i]
 		w.Tier = cmp.Or(w.Tier, tenant.TierStandard)
+		w.Mode = cmp.Or(w.Mode, c.Mode)
 		if w.Permissions == nil {
 			w.Permissions = []tenant.Permission{tenant.PermRead, tenant.PermWrite}
 		}
@@ -211,8 +241,16 @@ func (c *Config) Validate() error {
 	if !settingName.MatchString(c.Tenant.Setting) {
 		bad("tenant.setting: %q is not a custom setting name of the form class.name", c.Tenant.Setting)
 	}
-	if !slices.Contains([]Mode{ModeEnforce, ModeVerify, ModeAudit}, c.Mode) {
+	if !validMode(c.Mode) {
 		bad("mode: %q is not enforce, verify or audit", c.Mode)
+	}
+	if c.Catalog.Refresh < time.Second {
+		bad("catalog.refresh: must be at least 1s")
+	}
+	for _, name := range slices.Concat(c.GlobalTables, c.WritableGlobalTables, c.AllowedFunctions) {
+		if parts := strings.Split(name, "."); len(parts) > 2 || slices.Contains(parts, "") {
+			bad("%q is not a name or schema.name", name)
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file must be set together")
@@ -251,6 +289,9 @@ func (c *Config) Validate() error {
 			bad("%s: duplicate id %q", where, w.ID)
 		}
 		ids[w.ID] = true
+		if !validMode(w.Mode) {
+			bad("%s: mode %q is not enforce, verify or audit", where, w.Mode)
+		}
 		if !slices.Contains([]tenant.Tier{tenant.TierFree, tenant.TierStandard, tenant.TierEnterprise}, w.Tier) {
 			bad("%s: tier %q is not free, standard or enterprise", where, w.Tier)
 		}
@@ -265,6 +306,8 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func validMode(m Mode) bool { return slices.Contains([]Mode{ModeEnforce, ModeVerify, ModeAudit}, m) }
 
 // ColumnName returns the tenant column's name as stored in the catalog: the text between the double quotes
 // of a quoted identifier, or the lower-cased text of an unquoted one.

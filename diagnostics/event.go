@@ -19,6 +19,13 @@ const (
 	EventRefused EventType = "refused"
 	// EventAuthFailed: a client failed to authenticate as a workspace.
 	EventAuthFailed EventType = "auth_failed"
+	// EventCrossTenantAlert: a forwarded statement did something operators should look at: in audit mode,
+	// what enforce would have refused or scoped; in any mode, an explicit reference to another
+	// workspace's id.
+	EventCrossTenantAlert EventType = "cross_tenant_alert"
+	// EventTenantMismatch: a statement was refused because it gave the tenant column another workspace's
+	// id (a literal, or a bound parameter).
+	EventTenantMismatch EventType = "tenant_value_mismatch"
 )
 
 // Severity ranks events for alerting.
@@ -45,6 +52,8 @@ type Event struct {
 	Mode            string    `json:"mode,omitempty"`
 	Reason          string    `json:"reason,omitempty"`
 	SQLState        string    `json:"sqlstate,omitempty"`
+	// Relations are the relations the statement touches, schema-qualified.
+	Relations []string `json:"relations,omitempty"`
 	// Position is the character position in the statement that the refusal points at.
 	Position int `json:"position,omitempty"`
 	// Fingerprint groups statements that differ only in constants (pg_query's fingerprint).

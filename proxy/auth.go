@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantproxy/tenantproxy/auth"
 	"github.com/tenantproxy/tenantproxy/diagnostics"
+	"github.com/tenantproxy/tenantproxy/rewrite"
 )
 
 // authenticate runs SCRAM-SHA-256 (https://www.postgresql.org/docs/current/sasl-authentication.html) for
@@ -52,7 +53,8 @@ func (s *session) authenticate(user string) error {
 		// session without a workspace.
 		return s.authFailed(user, errors.New("unknown workspace"))
 	}
-	s.tenant = ws.tenant
+	s.tenant, s.mode = ws.tenant, ws.mode
+	s.channelPrefix = rewrite.ChannelPrefix(ws.tenant)
 	s.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
 	s.send(&pgproto3.AuthenticationOk{})
 	return s.flush()

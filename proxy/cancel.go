@@ -18,10 +18,12 @@ type cancelKey struct {
 	secret [4]byte // protocol 3.0 keys are 4 bytes
 }
 
-// cancelRegistry maps issued keys to their sessions.
+// cancelRegistry maps issued keys to their sessions, and upstream backends to the process ids the proxy
+// gave their clients.
 type cancelRegistry struct {
 	mu       sync.Mutex
 	sessions map[uint32]*session
+	backends map[uint32]uint32
 }
 
 // register issues a fresh key to s and stores it in s.key.
@@ -30,7 +32,7 @@ func (r *cancelRegistry) register(s *session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sessions == nil {
-		r.sessions = map[uint32]*session{}
+		r.sessions, r.backends = map[uint32]*session{}, map[uint32]uint32{}
 	}
 	for {
 		var b [8]byte
@@ -40,6 +42,7 @@ func (r *cancelRegistry) register(s *session) {
 		if _, taken := r.sessions[k.pid]; !taken && k.pid != 0 {
 			s.key = k
 			r.sessions[k.pid] = s
+			r.backends[s.backendPID] = k.pid
 			return
 		}
 	}
@@ -51,7 +54,16 @@ func (r *cancelRegistry) unregister(s *session) {
 	defer r.mu.Unlock()
 	if r.sessions[s.key.pid] == s {
 		delete(r.sessions, s.key.pid)
+		delete(r.backends, s.backendPID)
 	}
+}
+
+// proxyPID returns the process id the proxy gave the client of an upstream backend, or 0 when the backend
+// is not one of the proxy's sessions: clients never learn upstream process ids.
+func (r *cancelRegistry) proxyPID(backend uint32) uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backends[backend]
 }
 
 // lookup returns the session holding key (pid, secret), or nil.

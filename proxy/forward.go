@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -44,15 +45,16 @@ func (s *session) clientToUpstream() error {
 		case 'P':
 			err = s.forwardParse(n)
 		case 'B':
-			err = s.forwardAs(kindBind, typ, n)
-		case 'D':
-			err = s.forwardAs(kindDescribe, typ, n)
-		case 'E':
-			err = s.forwardAs(kindExecute, typ, n)
+			err = s.forwardBind(n)
 		case 'C':
-			err = s.forwardAs(kindClose, typ, n)
+			err = s.forwardClose(n)
+		case 'D':
+			err = s.forwardAs(entry{kind: kindDescribe}, typ, n)
+		case 'E':
+			err = s.forwardAs(entry{kind: kindExecute}, typ, n)
 		case 'S':
-			err = s.forwardAs(kindSync, typ, n)
+			s.stmts.synced()
+			err = s.forwardAs(entry{kind: kindSync}, typ, n)
 		case 'H', 'd', 'c', 'f':
 			// Flush and the COPY FROM STDIN stream have no response of their own.
 			err = s.cr.copyBody(s.uw, typ, n)
@@ -73,9 +75,9 @@ func (s *session) clientToUpstream() error {
 	}
 }
 
-// forwardAs forwards a message unchanged, recording that it awaits a response of kind k.
-func (s *session) forwardAs(k kind, typ byte, n int) error {
-	if err := s.q.push(k, nil); err != nil {
+// forwardAs forwards a message unchanged, recording that it awaits a response.
+func (s *session) forwardAs(e entry, typ byte, n int) error {
+	if _, err := s.q.push(e); err != nil {
 		return err
 	}
 	return s.cr.copyBody(s.uw, typ, n)
@@ -91,18 +93,22 @@ func (s *session) forwardQuery(n int) error {
 	if err := msg.Decode(body); err != nil {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Query message: %v", err)
 	}
-	res, refusal := s.decide(msg.String)
-	if err := s.q.push(kindQuery, refusal); err != nil {
+	res, refusal := s.decide(msg.String, nil)
+	e := entry{kind: kindQuery, refusal: refusal}
+	if res != nil && res.Changed {
+		e.res = res
+	}
+	if _, err := s.q.push(e); err != nil {
 		return err
 	}
-	if refusal != nil {
+	switch {
+	case refusal != nil:
 		return s.writeUpstream(&pgproto3.Query{String: poisonSQL})
+	case res.Changed:
+		return s.writeUpstream(&pgproto3.Query{String: res.SQL})
 	}
-	if res.SQL == msg.String {
-		writeFrame(s.uw, 'Q', body)
-		return nil
-	}
-	return s.writeUpstream(&pgproto3.Query{String: res.SQL})
+	writeFrame(s.uw, 'Q', body)
+	return nil
 }
 
 // forwardParse handles an extended-protocol Parse.
@@ -115,19 +121,102 @@ func (s *session) forwardParse(n int) error {
 	if err := msg.Decode(body); err != nil {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Parse message: %v", err)
 	}
-	res, refusal := s.decide(msg.Query)
-	if err := s.q.push(kindParse, refusal); err != nil {
+	res, refusal := s.decide(msg.Query, msg.ParameterOIDs)
+	var checks []rewrite.ParamCheck
+	if res != nil {
+		checks = res.Checks
+	}
+	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, paramTypes(checks, msg.ParameterOIDs))}
+	if res != nil && res.Changed {
+		e.res = res
+	}
+	queued, err := s.q.push(e)
+	if err != nil {
+		return err
+	}
+	if !queued {
+		s.stmts.resolveParse(e.parse, false) // skipped by the server
+	}
+	switch {
+	case refusal != nil:
+		return s.writeUpstream(&pgproto3.Parse{Name: msg.Name, Query: poisonSQL})
+	case res.Changed:
+		msg.Query = res.SQL
+		return s.writeUpstream(&msg)
+	}
+	writeFrame(s.uw, 'P', body)
+	return nil
+}
+
+// paramTypes sets each check's type to the type the Parse declared for its parameter, when it did: that
+// is the type binary values arrive in.
+func paramTypes(checks []rewrite.ParamCheck, declared []uint32) []rewrite.ParamCheck {
+	out := make([]rewrite.ParamCheck, 0, len(checks))
+	for _, c := range checks {
+		if c.Index < len(declared) && declared[c.Index] != 0 {
+			c.Type = declared[c.Index]
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// forwardBind forwards a Bind, checking the parameters that must be the workspace's id.
+func (s *session) forwardBind(n int) error {
+	body, err := s.cr.body(n)
+	if err != nil {
+		return err
+	}
+	portal, rest, ok1 := cutCString(body)
+	stmt, _, ok2 := cutCString(rest)
+	if !ok1 || !ok2 {
+		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message")
+	}
+	checks := s.stmts.forBind(stmt)
+	var refusal *rewrite.Error
+	if len(checks) > 0 {
+		var msg pgproto3.Bind
+		if err := msg.Decode(body); err != nil {
+			return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message: %v", err)
+		}
+		refusal = checkParams(&msg, checks, s.tenant.ID)
+	}
+	if _, err := s.q.push(entry{kind: kindBind, refusal: refusal}); err != nil {
 		return err
 	}
 	if refusal != nil {
-		return s.writeUpstream(&pgproto3.Parse{Name: msg.Name, Query: poisonSQL})
+		s.report(refusal, "", nil)
+		// A Bind of a statement that cannot exist fails where the refused one would have run.
+		return s.writeUpstream(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: s.srv.poisonStatement})
 	}
-	if res.SQL == msg.Query {
-		writeFrame(s.uw, 'P', body)
-		return nil
+	writeFrame(s.uw, 'B', body)
+	return nil
+}
+
+// forwardClose forwards a Close, noting the statement it closes.
+func (s *session) forwardClose(n int) error {
+	body, err := s.cr.body(n)
+	if err != nil {
+		return err
 	}
-	msg.Query = res.SQL
-	return s.writeUpstream(&msg)
+	if len(body) < 2 {
+		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Close message")
+	}
+	name, _, _ := cutCString(body[1:])
+	if _, err := s.q.push(entry{kind: kindClose, closed: name, closeStmt: body[0] == 'S'}); err != nil {
+		return err
+	}
+	writeFrame(s.uw, 'C', body)
+	return nil
+}
+
+// cutCString splits a NUL-terminated string off b.
+func cutCString(b []byte) (string, []byte, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", nil, false
+	}
+	return string(b[:i]), b[i+1:], true
 }
 
 // refuseFunctionCall answers the fast-path FunctionCall message, which calls a function by OID and so
@@ -142,17 +231,27 @@ func (s *session) refuseFunctionCall(n int) error {
 		Reason: "function_call_refused",
 		Text:   "the FunctionCall protocol message is not supported; call functions with SELECT",
 	}
-	s.report(refusal, "")
-	if err := s.q.push(kindQuery, refusal); err != nil {
+	s.report(refusal, "", nil)
+	if _, err := s.q.push(entry{kind: kindQuery, refusal: refusal}); err != nil {
 		return err
 	}
 	return s.writeUpstream(&pgproto3.Query{String: poisonSQL})
 }
 
-// decide passes sql through the rewrite seam, reporting a refusal.
-func (s *session) decide(sql string) (rewrite.Result, *rewrite.Error) {
-	res, err := s.srv.rewriter.Rewrite(sql, s.tenant)
+// decide passes sql through the rewrite seam, reporting refusals and alerts.
+func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite.Error) {
+	rw := s.srv.rewriter.Load()
+	if rw == nil {
+		refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: "catalog_unavailable",
+			Text: "tenantproxy has not read the database catalog yet; retry shortly"}
+		s.report(refusal, sql, nil)
+		return nil, refusal
+	}
+	res, err := rw.Rewrite(rewrite.Input{SQL: sql, Tenant: s.tenant, Mode: s.mode, ParamTypes: params})
 	if err == nil {
+		if len(res.Alerts) > 0 {
+			s.reportAlerts(res, sql)
+		}
 		return res, nil
 	}
 	var refusal *rewrite.Error
@@ -160,36 +259,58 @@ func (s *session) decide(sql string) (rewrite.Result, *rewrite.Error) {
 		// Anything the seam cannot classify is still a refusal: fail closed.
 		refusal = &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: "internal_error", Text: err.Error()}
 	}
-	s.report(refusal, sql)
-	return rewrite.Result{}, refusal
+	if refusal.Reason == rewrite.ReasonUnknownRelation {
+		s.srv.requestRefresh()
+	}
+	s.report(refusal, sql, nil)
+	return nil, refusal
 }
 
 // report records a refusal in the diagnostics log and the connection's log, without the statement's
 // literals.
-func (s *session) report(refusal *rewrite.Error, sql string) {
+func (s *session) report(refusal *rewrite.Error, sql string, relations []string) {
 	statement, fingerprint := diagnostics.Summarize(sql)
 	severity := diagnostics.SeverityWarning
-	if refusal.Reason == rewrite.ReasonUnparsable {
+	event := diagnostics.EventRefused
+	switch refusal.Reason {
+	case rewrite.ReasonUnparsable:
 		severity = diagnostics.SeverityInfo
+	case rewrite.ReasonTenantMismatch:
+		severity, event = diagnostics.SeverityCritical, diagnostics.EventTenantMismatch
 	}
 	s.log.Info("statement refused",
 		zap.String("reason", string(refusal.Reason)), zap.String("fingerprint", fingerprint))
-	s.srv.report(diagnostics.Event{
-		Type:            diagnostics.EventRefused,
-		Severity:        severity,
+	s.srv.report(s.event(event, severity, string(refusal.Reason), refusal.Code, statement, fingerprint, sql, relations, refusal.Position))
+}
+
+// reportAlerts records what a forwarded statement attempted: in audit mode what enforce would have done,
+// in any mode an explicit reference to another workspace's id.
+func (s *session) reportAlerts(res *rewrite.Result, sql string) {
+	statement, fingerprint := diagnostics.Summarize(sql)
+	for _, a := range res.Alerts {
+		s.log.Warn("cross-tenant alert", zap.String("reason", string(a.Reason)), zap.String("fingerprint", fingerprint))
+		s.srv.report(s.event(diagnostics.EventCrossTenantAlert, diagnostics.SeverityCritical, string(a.Reason), "", statement, fingerprint, sql, a.Relations, 0))
+	}
+}
+
+func (s *session) event(typ diagnostics.EventType, sev diagnostics.Severity, reason, code, statement, fingerprint, sql string, relations []string, pos int) diagnostics.Event {
+	return diagnostics.Event{
+		Type:            typ,
+		Severity:        sev,
 		WorkspaceID:     s.tenant.ID,
 		Workspace:       s.tenant.Slug,
 		ConnID:          s.id,
 		ClientAddr:      s.clientAddr,
 		ApplicationName: s.appName,
-		Mode:            string(s.srv.cfg.Mode),
-		Reason:          string(refusal.Reason),
-		SQLState:        refusal.Code,
-		Position:        refusal.Position,
+		Mode:            string(s.mode),
+		Reason:          reason,
+		SQLState:        code,
+		Position:        pos,
+		Relations:       relations,
 		Fingerprint:     fingerprint,
 		Statement:       statement,
 		StatementBytes:  len(sql),
-	})
+	}
 }
 
 func (s *session) writeUpstream(msg pgproto3.FrontendMessage) error {
@@ -201,8 +322,8 @@ func (s *session) writeUpstream(msg pgproto3.FrontendMessage) error {
 	return err
 }
 
-// upstreamToClient relays backend messages, accounting for each in the queue and replacing the errors of
-// poison messages with their refusals.
+// upstreamToClient relays backend messages, accounting for each in the queue, replacing the errors of
+// poison messages with their refusals and mapping error positions of rewritten statements back.
 func (s *session) upstreamToClient() error {
 	for {
 		if !s.ur.messageBuffered() {
@@ -216,9 +337,11 @@ func (s *session) upstreamToClient() error {
 			return s.upstreamLost(err)
 		}
 		switch typ {
-		case 'D', 'd', 'N', 'A', 'S':
+		case 'D', 'd', 'N', 'S':
 			// Rows, COPY data and asynchronous messages change nothing the proxy tracks.
 			err = s.ur.copyBody(s.cw, typ, n)
+		case 'A':
+			err = s.relayNotification(n)
 		case 'E':
 			err = s.relayError(n)
 		case 'Z':
@@ -230,13 +353,26 @@ func (s *session) upstreamToClient() error {
 				return errShutdown
 			}
 		default:
-			if err = s.q.step(typ); err == nil {
+			var done *entry
+			if done, err = s.q.step(typ); err == nil {
+				s.completed(done, typ)
 				err = s.ur.copyBody(s.cw, typ, n)
 			}
 		}
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// completed accounts for a request the server completed successfully.
+func (s *session) completed(e *entry, typ byte) {
+	switch {
+	case e == nil:
+	case e.parse != nil && typ == '1':
+		s.stmts.resolveParse(e.parse, true)
+	case e.closeStmt && typ == '3':
+		s.stmts.closed(e.closed)
 	}
 }
 
@@ -248,16 +384,66 @@ func (s *session) relayError(n int) error {
 	if isFatal(body) {
 		s.upstreamFatal = true
 	}
-	if refusal := s.q.fail(); refusal != nil {
-		buf, err := errorResponse(refusal).Encode(nil)
-		if err != nil {
-			return err
+	failed, skipped := s.q.fail()
+	for _, e := range append(skipped, entryOrZero(failed)) {
+		if e.parse != nil {
+			s.stmts.resolveParse(e.parse, false)
 		}
-		_, err = s.cw.Write(buf)
-		return err
+	}
+	switch {
+	case failed != nil && failed.refusal != nil:
+		return s.writeMessage(errorResponse(failed.refusal))
+	case failed != nil && failed.res != nil:
+		// The server's position counts characters of the rewritten text.
+		var msg pgproto3.ErrorResponse
+		if err := msg.Decode(body); err == nil && msg.Position > 0 {
+			msg.Position = int32(failed.res.OriginalPosition(int(msg.Position)))
+			return s.writeMessage(&msg)
+		}
 	}
 	writeFrame(s.cw, 'E', body)
 	return nil
+}
+
+func entryOrZero(e *entry) entry {
+	if e == nil {
+		return entry{}
+	}
+	return *e
+}
+
+func (s *session) writeMessage(msg pgproto3.BackendMessage) error {
+	buf, err := msg.Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.cw.Write(buf)
+	return err
+}
+
+// relayNotification delivers a notification on one of the workspace's channels under the name the client
+// listened to, and with the proxy's process id for the sender when the sender is a session of the proxy.
+// In audit mode channels are not namespaced and notifications pass unchanged.
+func (s *session) relayNotification(n int) error {
+	body, err := s.ur.body(n)
+	if err != nil {
+		return s.upstreamLost(err)
+	}
+	if s.mode == rewrite.ModeAudit {
+		writeFrame(s.cw, 'A', body)
+		return nil
+	}
+	var msg pgproto3.NotificationResponse
+	if err := msg.Decode(body); err != nil {
+		return fmt.Errorf("%w: malformed NotificationResponse: %v", errProtocolViolation, err)
+	}
+	channel, ok := strings.CutPrefix(msg.Channel, s.channelPrefix)
+	if !ok {
+		return nil // not the workspace's: the session never listens to such a channel
+	}
+	msg.Channel = channel
+	msg.PID = s.srv.cancels.proxyPID(msg.PID)
+	return s.writeMessage(&msg)
 }
 
 func (s *session) relayReady(n int) (end bool, err error) {

@@ -28,15 +28,25 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// testSchema is the upstream database of every proxy test: tenant tables with rows of two workspaces.
-const testSchema = `
+// testSchema is the upstream database of every proxy test: a tenant table with rows of two workspaces, and
+// a writable global table.
+const testSchema = testTables + `
+INSERT INTO items VALUES ('7f3c2a', 1, 'acme one'), ('7f3c2a', 2, 'acme two'), ('9e81d4', 1, 'globex one');
+`
+
+// acmeSchema is testSchema with only acme's rows: what acme must see through the proxy, byte for byte.
+const acmeSchema = testTables + `
+INSERT INTO items VALUES ('7f3c2a', 1, 'acme one'), ('7f3c2a', 2, 'acme two');
+`
+
+const testTables = `
 CREATE TABLE items (
 	workspace_id text NOT NULL,
 	id int NOT NULL,
 	name text NOT NULL,
 	PRIMARY KEY (workspace_id, id)
 );
-INSERT INTO items VALUES ('7f3c2a', 1, 'acme one'), ('7f3c2a', 2, 'acme two'), ('9e81d4', 1, 'globex one');
+CREATE TABLE shared_notes (id int PRIMARY KEY, note text);
 `
 
 // The test workspaces.
@@ -65,11 +75,13 @@ func startProxy(t *testing.T, opts ...func(*config.Config)) *testProxy {
 	db := pgtest.NewDatabase(t, testSchema)
 	p := &testProxy{DB: db, Keys: map[string]string{}, DiagPath: filepath.Join(t.TempDir(), "diagnostics.jsonl")}
 	cfg := &config.Config{
-		Listen:      "127.0.0.1:0",
-		Upstream:    db.DSN,
-		Diagnostics: config.Diagnostics{Log: p.DiagPath},
-		Admin:       config.Admin{Listen: new(string)},
-		Timeouts:    config.Timeouts{Startup: 5 * time.Second, Drain: 2 * time.Second},
+		Listen:               "127.0.0.1:0",
+		Upstream:             db.DSN,
+		GlobalTables:         []string{"shared_notes"},
+		WritableGlobalTables: []string{"shared_notes"},
+		Diagnostics:          config.Diagnostics{Log: p.DiagPath},
+		Admin:                config.Admin{Listen: new(string)},
+		Timeouts:             config.Timeouts{Startup: 5 * time.Second, Drain: 2 * time.Second},
 	}
 	for _, w := range []struct{ slug, id string }{{acme, acmeID}, {globex, globexID}} {
 		key, err := auth.NewKey()
@@ -104,6 +116,14 @@ func startProxy(t *testing.T, opts ...func(*config.Config)) *testProxy {
 	srv, err := proxy.New(cfg, proxy.Options{Logger: logger, Diagnostics: diag})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A test that points the proxy at another upstream tests startup failures: there is no catalog to load.
+	if cfg.Upstream == db.DSN {
+		loadCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.LoadCatalog(loadCtx); err != nil {
+			t.Fatalf("loading the catalog: %v", err)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -58,6 +58,14 @@ type entry struct {
 	// refusal, when set, is the error the client gets instead of the ErrorResponse the server sends for
 	// the poison message forwarded in place of the refused one.
 	refusal *rewrite.Error
+	// res is the rewriter's result for a Query or Parse whose text it changed: error positions the server
+	// reports refer to the changed text and are mapped back to the client's.
+	res *rewrite.Result
+	// parse is the record of a Parse, whose outcome the statement checks need.
+	parse *parseRecord
+	// closed is the name of the statement a Close 'S' closes, with closeStmt set.
+	closed    string
+	closeStmt bool
 }
 
 // queue holds the frontend messages awaiting a response, in order, and what the proxy knows of the
@@ -82,65 +90,69 @@ func (q *queue) len() int { return len(q.entries) - q.head }
 // idle reports whether the session is between transactions with nothing in flight. q.mu must be held.
 func (q *queue) idle() bool { return q.len() == 0 && q.txStatus == 'I' }
 
-// push records a frontend message of kind k that is being forwarded. It returns errShutdown instead when
-// the session is draining and idle, so no new work starts.
-func (q *queue) push(k kind, refusal *rewrite.Error) error {
+// push records a frontend message that is being forwarded. It reports whether the message was queued:
+// while the server skips to the next Sync it discards messages without a response. It returns errShutdown
+// instead when the session is draining and idle, so no new work starts.
+func (q *queue) push(e entry) (queued bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.draining && q.idle() {
-		return errShutdown
+		return false, errShutdown
 	}
 	if q.skipping {
-		if k != kindSync {
-			return nil // the server discards it without a response
+		if e.kind != kindSync {
+			return false, nil
 		}
 		q.skipping = false
 	}
 	if q.head > 0 && q.head == len(q.entries) {
 		q.entries, q.head = q.entries[:0], 0
 	}
-	q.entries = append(q.entries, entry{kind: k, refusal: refusal})
-	return nil
+	q.entries = append(q.entries, e)
+	return true, nil
 }
 
-// step accounts for a backend message that is neither an error nor ReadyForQuery nor asynchronous.
-func (q *queue) step(typ byte) error {
+// step accounts for a backend message that is neither an error nor ReadyForQuery nor asynchronous. It
+// returns the entry the message completed, if it completed one.
+func (q *queue) step(typ byte) (completed *entry, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.len() == 0 {
-		return fmt.Errorf("%w: unexpected message %q with no request pending", errDesync, typ)
+		return nil, fmt.Errorf("%w: unexpected message %q with no request pending", errDesync, typ)
 	}
-	e := &q.entries[q.head]
+	e := q.entries[q.head]
 	done, ok := e.kind.step(typ)
 	if !ok || e.refusal != nil {
 		// A refused message's poison can only fail.
-		return fmt.Errorf("%w: unexpected message %q in response to %s", errDesync, typ, e.kind)
+		return nil, fmt.Errorf("%w: unexpected message %q in response to %s", errDesync, typ, e.kind)
 	}
-	if done {
-		q.head++
+	if !done {
+		return nil, nil
 	}
-	return nil
+	q.head++
+	return &e, nil
 }
 
-// fail accounts for an ErrorResponse and returns the refusal to report in its place, if any.
-func (q *queue) fail() *rewrite.Error {
+// fail accounts for an ErrorResponse. It returns the entry the error answers (nil for an error outside
+// any request, such as FATAL on administrator shutdown) and the entries the server will now skip.
+func (q *queue) fail() (failed *entry, skipped []entry) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.len() == 0 {
-		return nil // an error outside any request, such as FATAL on administrator shutdown
+		return nil, nil
 	}
-	e := &q.entries[q.head]
-	refusal := e.refusal
+	e := q.entries[q.head]
 	if !e.kind.extended() {
 		// Query and Sync complete at the ReadyForQuery that follows; substitute only this one error.
-		e.refusal = nil
-		return refusal
+		q.entries[q.head].refusal = nil
+		return &e, nil
 	}
 	// The server now discards every message up to the next Sync without responding.
 	for q.head++; q.head < len(q.entries) && q.entries[q.head].kind != kindSync; q.head++ {
+		skipped = append(skipped, q.entries[q.head])
 	}
 	q.skipping = q.head == len(q.entries)
-	return refusal
+	return &e, skipped
 }
 
 // ready accounts for ReadyForQuery with transaction status status. It reports whether the session is now

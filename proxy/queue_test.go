@@ -31,15 +31,15 @@ func play(q *queue, ops []op) (substituted int, err error) {
 			if o.refused {
 				r = testRefusal
 			}
-			err = q.push(o.push, r)
+			_, err = q.push(entry{kind: o.push, refusal: r})
 		case 'E':
-			if q.fail() != nil {
+			if failed, _ := q.fail(); failed != nil && failed.refusal != nil {
 				substituted++
 			}
 		case 'Z':
 			_, err = q.ready(o.status)
 		default:
-			err = q.step(o.backend)
+			_, err = q.step(o.backend)
 		}
 		if err != nil {
 			return substituted, err
@@ -128,7 +128,7 @@ func TestQueueDrain(t *testing.T) {
 	if !q.drain() {
 		t.Fatal("a fresh session is idle")
 	}
-	if err := q.push(kindQuery, nil); err != errShutdown {
+	if _, err := q.push(entry{kind: kindQuery}); err != errShutdown {
 		t.Fatalf("push while draining and idle = %v, want errShutdown", err)
 	}
 
@@ -140,7 +140,7 @@ func TestQueueDrain(t *testing.T) {
 	if end, _ := q.ready('T'); end {
 		t.Fatal("a session inside a transaction must not be ended")
 	}
-	if err := q.push(kindQuery, nil); err != nil {
+	if _, err := q.push(entry{kind: kindQuery}); err != nil {
 		t.Fatalf("a draining session inside a transaction must still run statements: %v", err)
 	}
 	if end, _ := q.ready('I'); !end {

@@ -159,17 +159,25 @@ func TestCopy(t *testing.T) {
 	conn := p.Connect(t, acme)
 	ctx := ctxT(t, 10*time.Second)
 
-	rows := [][]any{{acmeID, int32(200), "copied one"}, {acmeID, int32(201), "copied two"}}
-	n, err := conn.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"workspace_id", "id", "name"}, pgx.CopyFromRows(rows))
-	if err != nil || n != 2 {
-		t.Fatalf("CopyFrom: %d rows, %v", n, err)
+	// COPY FROM STDIN into a tenant table is refused: the proxy would have to check every row.
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"workspace_id", "id", "name"},
+		pgx.CopyFromRows([][]any{{acmeID, int32(200), "copied"}}))
+	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "copy_from_refused") {
+		t.Fatalf("CopyFrom into items: %v, want copy_from_refused", err)
 	}
+	// Into a writable global table it works, in pgx's binary format.
+	rows := [][]any{{int32(200), "copied one"}, {int32(201), "copied two"}}
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{"shared_notes"}, []string{"id", "note"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 2 {
+		t.Fatalf("CopyFrom into shared_notes: %d rows, %v", n, err)
+	}
+	// COPY TO of a tenant table gives only the workspace's rows.
 	var out bytes.Buffer
-	tag, err := conn.PgConn().CopyTo(ctx, &out, "COPY (SELECT id, name FROM items WHERE id >= 200 ORDER BY id) TO STDOUT WITH (FORMAT csv)")
+	tag, err := conn.PgConn().CopyTo(ctx, &out, "COPY items TO STDOUT WITH (FORMAT csv)")
 	if err != nil || tag.RowsAffected() != 2 {
 		t.Fatalf("CopyTo: %v, %v", tag, err)
 	}
-	if want := "200,copied one\n201,copied two\n"; out.String() != want {
+	if want := "7f3c2a,1,acme one\n7f3c2a,2,acme two\n"; out.String() != want {
 		t.Fatalf("CopyTo output %q, want %q", out.String(), want)
 	}
 }

@@ -27,8 +27,6 @@ import (
 type Options struct {
 	// Logger receives the proxy's operational log. Default: no logging.
 	Logger *zap.Logger
-	// Rewriter decides about every statement. Default: rewrite.New with default options.
-	Rewriter *rewrite.Rewriter
 	// Diagnostics receives refusal and authentication events. Default: none are recorded.
 	Diagnostics *diagnostics.Log
 }
@@ -36,6 +34,7 @@ type Options struct {
 // workspace is what a session needs of a configured workspace.
 type workspace struct {
 	tenant    *tenant.Context
+	mode      rewrite.Mode
 	verifiers []auth.Verifier
 }
 
@@ -43,7 +42,6 @@ type workspace struct {
 type Server struct {
 	cfg            *config.Config
 	log            *zap.Logger
-	rewriter       *rewrite.Rewriter
 	diag           *diagnostics.Log
 	upstream       *pgconn.Config
 	database       string
@@ -53,6 +51,16 @@ type Server struct {
 	decoySecret    []byte
 	cancels        cancelRegistry
 	nextID         atomic.Uint64
+	// poisonStatement names no prepared statement a client can have made: a Bind to it always fails.
+	poisonStatement string
+
+	// The rewriter of the current catalog; nil until the catalog is first loaded.
+	rewriter           atomic.Pointer[rewrite.Rewriter]
+	catalogMu          sync.Mutex // serializes loads
+	catalogWarnings    []string
+	catalogLoaded      atomic.Int64 // unix nanoseconds of the last load
+	refreshNow         chan struct{}
+	lastRefreshRequest atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -70,8 +78,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	srv := &Server{
 		cfg:        cfg,
 		log:        opts.Logger,
-		rewriter:   opts.Rewriter,
 		diag:       opts.Diagnostics,
+		refreshNow: make(chan struct{}, 1),
 		upstream:   upstream,
 		database:   upstream.Database,
 		workspaces: map[string]workspace{},
@@ -81,15 +89,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if srv.log == nil {
 		srv.log = zap.NewNop()
 	}
-	if srv.rewriter == nil {
-		srv.rewriter = rewrite.New(rewrite.Options{})
-	}
 	for _, w := range cfg.Workspaces {
 		vs, err := w.Verifiers()
 		if err != nil {
 			return nil, fmt.Errorf("workspace %q: %w", w.Slug, err)
 		}
-		srv.workspaces[w.Slug] = workspace{tenant: w.Context(), verifiers: vs}
+		srv.workspaces[w.Slug] = workspace{tenant: w.Context(), mode: rewrite.Mode(w.Mode), verifiers: vs}
 	}
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -105,6 +110,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	// the process.
 	srv.decoySecret = make([]byte, 32)
 	_, _ = rand.Read(srv.decoySecret) // crypto/rand.Read never fails on supported platforms
+	poison := make([]byte, 16)
+	_, _ = rand.Read(poison)
+	srv.poisonStatement = fmt.Sprintf("tenantproxy_refused_%x", poison)
 	return srv, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/tenantproxy/tenantproxy/rewrite"
 	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
@@ -34,19 +35,23 @@ type session struct {
 
 	// Set during startup, read-only afterwards.
 	tenant        *tenant.Context
+	mode          rewrite.Mode
+	channelPrefix string // of the workspace's LISTEN/NOTIFY channels upstream
 	appName       string
 	startupParams map[string]string // client parameters to forward upstream
 	upstream      net.Conn
 	ur            *frameReader
 	uw            *bufio.Writer
 	upstreamPG    *pgconn.PgConn // hijacked; kept only to send cancel requests
+	backendPID    uint32
 	key           cancelKey
 
 	// ctx ends when the session is closed by force; the startup phase runs under it.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	q *queue
+	q     *queue
+	stmts *statements
 	// sendErr is the first error of send, reported by flush.
 	sendErr error
 	// upstreamFatal is set by upstreamToClient when it relays a FATAL error.
@@ -69,6 +74,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		cr:         newFrameReader(conn),
 		cw:         bufio.NewWriterSize(conn, bufferSize),
 		q:          newQueue(),
+		stmts:      newStatements(),
 		ended:      make(chan error, 1),
 	}
 }

@@ -43,7 +43,12 @@ func (s *session) connectUpstream(ctx context.Context) error {
 	s.upstreamPG = pg
 	s.ur = newFrameReader(hijacked.Conn)
 	s.uw = bufio.NewWriterSize(hijacked.Conn, bufferSize)
+	s.backendPID = hijacked.PID
 	s.log = s.log.With(zap.Uint32("backend_pid", hijacked.PID))
+	if scs := hijacked.ParameterStatuses["standard_conforming_strings"]; scs != "on" {
+		// The proxy's parser reads string literals as the server does only with this on.
+		return fatalf(codeConnectionFailure, "upstream_unsafe", "the database session has standard_conforming_strings=%s; tenantproxy requires on", scs)
+	}
 
 	// The client sees the server's parameters, so drivers format values as the server does.
 	for _, name := range slices.Sorted(maps.Keys(hijacked.ParameterStatuses)) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,12 +16,84 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files' want sections with the current output")
 
-// goldenDir holds one file per case: the statement, a line "---- want ----", and the decision.
+// goldenDir holds one file per case: directives, the statement, a line "---- want ----", and the decision.
+// Directives are leading comment lines:
+//
+//	-- mode: enforce | verify | audit      (default enforce)
+//	-- schema: main | camel                (default main: testdata/rewrite/schema.sql; camel: schema_camel.sql)
+//	-- workspace: readonly                 (the workspace lacks the write permission)
+//	-- params: 25,23                       (parameter types a Parse message declared)
 const goldenDir = "../testdata/rewrite"
 
 const wantMarker = "\n---- want ----\n"
 
-var goldenTenant = &tenant.Context{ID: "7f3c2a", Slug: "acme", Permissions: []tenant.Permission{"read", "write"}}
+// goldenRewriters builds one rewriter per schema, with a policy like a deployment's: plans and countries
+// global, countries writable, app_score allowed.
+func goldenRewriters(t testing.TB) map[string]*Rewriter {
+	t.Helper()
+	out := map[string]*Rewriter{}
+	for name, spec := range map[string]struct{ file, column string }{
+		"main":  {"schema.sql", "workspace_id"},
+		"camel": {"schema_camel.sql", "workspaceId"},
+	} {
+		ddl, err := os.ReadFile(filepath.Join(goldenDir, spec.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := CatalogFromDDL(string(ddl), spec.column, Builtin())
+		if err != nil {
+			t.Fatalf("%s: %v", spec.file, err)
+		}
+		for _, g := range []string{"plans", "countries"} {
+			if r := cat.Relation("public", g); r != nil && !r.IsTenant() {
+				r.Global = true
+				r.WritableGlobal = g == "countries"
+			}
+		}
+		out[name] = New(cat, Policy{
+			TenantColumn:      spec.column,
+			TenantSetting:     "tenantproxy.workspace_id",
+			AllowedFunctions:  []string{"public.app_score"},
+			MaxStatementBytes: 4096,
+		})
+	}
+	return out
+}
+
+// goldenInput reads a case's directives.
+func goldenInput(t testing.TB, sql string) (Input, string) {
+	t.Helper()
+	in := Input{SQL: sql, Mode: ModeEnforce, Tenant: &tenant.Context{ID: "7f3c2a", Slug: "acme", Permissions: []tenant.Permission{"read", "write"}}}
+	schema := "main"
+	for _, line := range strings.Split(sql, "\n") {
+		key, value, ok := strings.Cut(strings.TrimPrefix(line, "-- "), ": ")
+		if !strings.HasPrefix(line, "-- ") || !ok {
+			break
+		}
+		switch key {
+		case "mode":
+			in.Mode = Mode(value)
+		case "schema":
+			schema = value
+		case "workspace":
+			if value == "readonly" {
+				in.Tenant.Permissions = []tenant.Permission{"read"}
+			}
+		case "params":
+			for _, p := range strings.Split(value, ",") {
+				oid, err := strconv.Atoi(strings.TrimSpace(p))
+				if err != nil {
+					t.Fatalf("params directive: %v", err)
+				}
+				in.ParamTypes = append(in.ParamTypes, uint32(oid))
+			}
+		}
+	}
+	if schema == "camel" {
+		in.Tenant.ID = "6f1c5a0e-3b7d-4e8a-9c2f-1a2b3c4d5e6f"
+	}
+	return in, schema
+}
 
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*.txt"))
@@ -30,7 +103,7 @@ func TestGolden(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no golden cases found")
 	}
-	r := New(Options{MaxStatementBytes: 4096})
+	rewriters := goldenRewriters(t)
 	for _, path := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
 			data, err := os.ReadFile(path)
@@ -41,7 +114,8 @@ func TestGolden(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: missing %q line", path, strings.TrimSpace(wantMarker))
 			}
-			got := decision(r, input)
+			in, schema := goldenInput(t, input)
+			got := decision(rewriters[schema], in)
 			if *update {
 				if err := os.WriteFile(path, []byte(input+wantMarker+got), 0o644); err != nil {
 					t.Fatal(err)
@@ -55,12 +129,20 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// decision renders what the rewriter decided about input in the golden files' format.
-func decision(r *Rewriter, input string) string {
-	res, err := r.Rewrite(input, goldenTenant)
+// decision renders what the rewriter decided in the golden files' format.
+func decision(r *Rewriter, in Input) string {
+	res, err := r.Rewrite(in)
 	if err != nil {
 		e := err.(*Error)
 		return fmt.Sprintf("refused %s %s at %d: %s\n", e.Code, e.Reason, e.Position, e.Text)
 	}
-	return "forward\n" + res.SQL + "\n"
+	var b strings.Builder
+	b.WriteString(res.String() + "\n")
+	if res.Changed {
+		b.WriteString(res.SQL + "\n")
+	}
+	for _, a := range res.Alerts {
+		fmt.Fprintf(&b, "alert %s: %s\n", a.Reason, a.Text)
+	}
+	return b.String()
 }

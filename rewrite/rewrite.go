@@ -3,6 +3,9 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 	"github.com/pganalyze/pg_query_go/v5/parser"
@@ -14,48 +17,192 @@ import (
 // applications send a few KiB. The limit is checked before parsing.
 const DefaultMaxStatementBytes = 1 << 20
 
-// Options configure a Rewriter.
-type Options struct {
-	// MaxStatementBytes refuses longer statement texts without parsing them. Default
-	// DefaultMaxStatementBytes.
-	MaxStatementBytes int
-}
+// cacheSize bounds the number of decisions the rewriter remembers.
+const cacheSize = 20000
 
-// Rewriter decides what to do with statements. It is safe for concurrent use.
+// Rewriter decides what to do with statements. It is safe for concurrent use; a new catalog means a new
+// Rewriter, so cached decisions never outlive the catalog they were made with.
 type Rewriter struct {
-	maxBytes int
+	cat *Catalog
+	pol Policy
+
+	mu    sync.Mutex
+	cache map[cacheKey]cached
 }
 
-// New returns a Rewriter.
-func New(opts Options) *Rewriter {
-	if opts.MaxStatementBytes <= 0 {
-		opts.MaxStatementBytes = DefaultMaxStatementBytes
+type cacheKey struct {
+	workspace string
+	mode      Mode
+	params    string
+	sql       string
+}
+
+type cached struct {
+	res *Result
+	err error
+}
+
+// New returns a Rewriter for the catalog and policy.
+func New(cat *Catalog, pol Policy) *Rewriter {
+	if pol.MaxStatementBytes <= 0 {
+		pol.MaxStatementBytes = DefaultMaxStatementBytes
 	}
-	return &Rewriter{maxBytes: opts.MaxStatementBytes}
+	if pol.MaxDepth <= 0 {
+		pol.MaxDepth = DefaultMaxDepth
+	}
+	return &Rewriter{cat: cat, pol: pol, cache: map[cacheKey]cached{}}
+}
+
+// Catalog returns the catalog the rewriter decides with.
+func (r *Rewriter) Catalog() *Catalog { return r.cat }
+
+// Input is one statement text to decide about.
+type Input struct {
+	// SQL is the text of a Query message (possibly several statements) or a Parse message.
+	SQL string
+	// Tenant is the workspace that sent it.
+	Tenant *tenant.Context
+	// Mode is the workspace's mode.
+	Mode Mode
+	// ParamTypes are the parameter types a Parse message declared (0 where unspecified).
+	ParamTypes []uint32
 }
 
 // Result is the decision to forward a statement.
 type Result struct {
 	// SQL is the text to send upstream in place of the client's.
 	SQL string
+	// Changed is set when SQL differs from the client's text.
+	Changed bool
+	// Fenced is set when the tenant relations were fenced because the statement's filters are not all
+	// leakproof.
+	Fenced bool
+	// Checks are parameters whose bound values must be the workspace's id.
+	Checks []ParamCheck
+	// Alerts report what the statement attempted that operators should see.
+	Alerts []Alert
+	// Relations are the relations the statement reads or writes, schema-qualified.
+	Relations []string
+	// Writes is set when the statement changes data.
+	Writes bool
+	positions *PositionMap
 }
 
-// Rewrite decides about sql, sent by the workspace t. It returns the statement to forward, or an *Error.
-func (r *Rewriter) Rewrite(sql string, t *tenant.Context) (Result, error) {
-	if len(sql) > r.maxBytes {
-		return Result{}, &Error{
-			Code:   CodeProgramLimitExceeded,
-			Reason: ReasonTooLarge,
-			Text:   fmt.Sprintf("statement is %d bytes; the limit is %d", len(sql), r.maxBytes),
+// OriginalPosition maps a 1-based character position in SQL, as PostgreSQL reports it in an error, to the
+// client's text.
+func (r *Result) OriginalPosition(pos int) int { return r.positions.Original(pos) }
+
+// Rewrite decides about a statement text. It returns what to forward, or an *Error.
+func (r *Rewriter) Rewrite(in Input) (*Result, error) {
+	key := cacheKey{workspace: in.Tenant.ID, mode: in.Mode, sql: in.SQL}
+	if len(in.ParamTypes) > 0 {
+		key.params = fmt.Sprint(in.ParamTypes)
+	}
+	r.mu.Lock()
+	c, ok := r.cache[key]
+	r.mu.Unlock()
+	if ok {
+		return c.res, c.err
+	}
+	res, err := r.rewrite(in)
+	r.mu.Lock()
+	if len(r.cache) >= cacheSize {
+		clear(r.cache) // simple and bounded; a busy application refills it with its few hundred statements
+	}
+	r.cache[key] = cached{res, err}
+	r.mu.Unlock()
+	return res, err
+}
+
+func (r *Rewriter) rewrite(in Input) (*Result, error) {
+	if len(in.SQL) > r.pol.MaxStatementBytes {
+		return nil, refuse(CodeProgramLimitExceeded, ReasonTooLarge, "statement is %d bytes; the limit is %d", len(in.SQL), r.pol.MaxStatementBytes)
+	}
+	// The scanner does not recurse; the parser does. Deep nesting is refused before parsing.
+	txt, err := newText(in.SQL)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	if d := txt.maxDepth(); d > r.pol.MaxDepth {
+		return nil, refuse(CodeProgramLimitExceeded, ReasonTooDeep, "statement nests parentheses %d deep; the limit is %d", d, r.pol.MaxDepth)
+	}
+	tree, err := pg_query.Parse(in.SQL)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	a := r.analyzer(in, txt, in.Mode)
+	if err := a.run(tree); err != nil {
+		return nil, err
+	}
+	res := &Result{Checks: a.checks, Alerts: a.alerts, Relations: a.relations, Writes: a.writes}
+	if in.Mode == ModeEnforce {
+		if err := a.plan(); err != nil {
+			return nil, refusef(ReasonRewriteCheck, "%v", err)
+		}
+		res.Fenced = a.leaky && len(a.targets) > 0
+	}
+	out, positions, err := txt.apply()
+	if err != nil {
+		return nil, refusef(ReasonRewriteCheck, "%v", err)
+	}
+	res.SQL, res.positions, res.Changed = out, positions, out != in.SQL
+	if res.Changed {
+		if err := r.postCheck(in, out, len(tree.Stmts)); err != nil {
+			return nil, err
 		}
 	}
-	if _, err := pg_query.Parse(sql); err != nil {
-		return Result{}, parseError(sql, err)
-	}
-	return Result{SQL: sql}, nil
+	return res, nil
 }
 
-func parseError(sql string, err error) *Error {
+func (r *Rewriter) analyzer(in Input, txt *text, mode Mode) *analyzer {
+	return &analyzer{
+		cat:        r.cat,
+		pol:        &r.pol,
+		tenant:     in.Tenant,
+		mode:       mode,
+		paramTypes: in.ParamTypes,
+		txt:        txt,
+		handled:    map[*pg_query.RangeVar]bool{},
+	}
+}
+
+// run analyzes every statement of a parse tree, then decides about their tenant references.
+func (a *analyzer) run(tree *pg_query.ParseResult) error {
+	for _, raw := range tree.Stmts {
+		if err := a.statement(raw); err != nil {
+			return err
+		}
+	}
+	return a.finish()
+}
+
+// postCheck parses the rewriter's own output again and requires it to pass verify mode: every tenant
+// reference constrained, nothing refused. A fault in how the rewriter placed its edits is refused here
+// instead of reaching the server.
+func (r *Rewriter) postCheck(in Input, out string, statements int) error {
+	fail := func(format string, args ...any) error {
+		return refusef(ReasonRewriteCheck, "the rewritten statement failed its check ("+format+"); please report this", args...)
+	}
+	txt, err := newText(out)
+	if err != nil {
+		return fail("scan: %v", err)
+	}
+	tree, err := pg_query.Parse(out)
+	if err != nil {
+		return fail("parse: %v", err)
+	}
+	if len(tree.Stmts) != statements {
+		return fail("%d statements became %d", statements, len(tree.Stmts))
+	}
+	a := r.analyzer(in, txt, ModeVerify)
+	a.postCheck = true
+	if err := a.run(tree); err != nil {
+		return fail("%v", err)
+	}
+	return nil
+}
+
+func parseError(err error) *Error {
 	e := &Error{Code: CodeSyntaxError, Reason: ReasonUnparsable, Text: err.Error()}
 	var perr *parser.Error
 	if errors.As(err, &perr) && perr.Cursorpos > 0 {
@@ -63,4 +210,20 @@ func parseError(sql string, err error) *Error {
 		e.Position = perr.Cursorpos
 	}
 	return e
+}
+
+// String describes a result for logs and the check command.
+func (r *Result) String() string {
+	var b strings.Builder
+	b.WriteString("forward")
+	if r.Changed {
+		b.WriteString(" rewritten")
+	}
+	if r.Fenced {
+		b.WriteString(" fenced")
+	}
+	for _, c := range r.Checks {
+		b.WriteString(" check:$" + strconv.Itoa(c.Index+1))
+	}
+	return b.String()
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +19,6 @@ import (
 	"github.com/tenantproxy/tenantproxy/config"
 	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/proxy"
-	"github.com/tenantproxy/tenantproxy/rewrite"
 )
 
 func newServeCommand(e env) *cobra.Command {
@@ -63,10 +65,29 @@ func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, read
 	}
 	defer func() { _ = diag.Close() }()
 
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Rewriter: rewrite.New(rewrite.Options{}), Diagnostics: diag})
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Diagnostics: diag})
 	if err != nil {
 		return err
 	}
+	// Without a catalog every statement is refused; a proxy that cannot read it yet still starts, and
+	// keeps trying, so that it comes up before its database does.
+	loadCtx, cancel := context.WithTimeout(ctx, cfg.Timeouts.Startup)
+	if err := srv.LoadCatalog(loadCtx); err != nil {
+		log.Error("reading the catalog failed; statements are refused until it succeeds", zap.Error(err))
+	}
+	cancel()
+	refreshCtx, stopRefresh := context.WithCancel(context.Background())
+	defer stopRefresh()
+	go srv.RefreshCatalog(refreshCtx, cfg.Catalog.Refresh)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading the catalog")
+			srv.ReloadCatalog()
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening for clients: %w", err)

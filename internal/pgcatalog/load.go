@@ -1,0 +1,409 @@
+package pgcatalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantproxy/tenantproxy/rewrite"
+)
+
+// ParserVersion is the PostgreSQL major version whose grammar the proxy's parser (pg_query) implements.
+// A newer server accepts syntax the proxy refuses as unparsable, which Load warns about.
+const ParserVersion = 16
+
+// Options say how to read the catalog.
+type Options struct {
+	// TenantColumn is the tenant column's exact name, already case-folded or unquoted as the
+	// configuration spells it (workspace_id, or workspaceId for '"workspaceId"'). Required.
+	TenantColumn string
+	// Global lists the global_tables entries: "name", resolved through the search path like an
+	// unqualified name in a statement, or "schema.name". Default none.
+	Global []string
+	// WritableGlobal lists the writable_global_tables entries, in the same forms. A writable global
+	// relation is global as well, whether or not Global names it. Default none.
+	WritableGlobal []string
+	// Schemas, when non-nil, restricts the relations read to these schemas (the generator of the built-in
+	// snapshot reads pg_catalog and information_schema only). Default nil: every schema except pg_toast
+	// and the temporary schemas (pg_temp_N, pg_toast_temp_N), which no other session can name.
+	// Operators, functions and types are read from every schema either way.
+	Schemas []string
+}
+
+// Validate reports whether the options can be used.
+func (o *Options) Validate() error {
+	if o.TenantColumn == "" {
+		// Without a tenant column every relation would look like shared data.
+		return errors.New("no tenant column")
+	}
+	for _, name := range slices.Concat(o.Global, o.WritableGlobal) {
+		schema, rel := splitName(name)
+		if rel == "" || (schema == "" && strings.Contains(name, ".")) {
+			return fmt.Errorf("invalid global table name %q", name)
+		}
+	}
+	return nil
+}
+
+// The queries run in one REPEATABLE READ transaction, so they all see the same catalog even while a
+// migration runs, and are sent as one pipelined batch: Load runs every minute, and a handful of
+// catalog scans in one round trip keeps it cheap. Every query is parameterized or constant.
+const (
+	settingsQuery = `SELECT current_setting('server_version_num')::int, current_schemas(true)::text[]`
+
+	// $1: the schemas to read, or NULL for all but pg_toast and the temporary ones.
+	schemaFilter = `(CASE WHEN $1::text[] IS NULL
+		THEN n.nspname <> 'pg_toast' AND n.nspname !~ '^pg_(toast_)?temp_'
+		ELSE n.nspname = ANY ($1::text[]) END)`
+
+	relationsQuery = `SELECT n.nspname::text, c.relname::text, c.relkind::text,
+		coalesce(cols.names, '{}'), coalesce(cols.types, '{}'), coalesce(cols.notnull, '{}')
+	FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	LEFT JOIN LATERAL (
+		SELECT array_agg(a.attname::text ORDER BY a.attnum) AS names,
+			array_agg(a.atttypid ORDER BY a.attnum) AS types,
+			array_agg(a.attnotnull ORDER BY a.attnum) AS notnull
+		FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	) cols ON true
+	WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ` + schemaFilter + `
+	ORDER BY 1, 2`
+
+	// Only unique indexes that guarantee uniqueness over the whole relation count: valid (a failed
+	// CREATE INDEX CONCURRENTLY leaves an invalid one behind), not partial, no expressions. INCLUDE
+	// columns (past indnkeyatts) take no part in uniqueness and are left out.
+	uniqueKeysQuery = `SELECT n.nspname::text, c.relname::text,
+		ARRAY(SELECT a.attname::text
+			FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+			ORDER BY k.ord)
+	FROM pg_catalog.pg_index i
+	JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+	WHERE i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+		AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ` + schemaFilter + `
+	ORDER BY 1, 2, i.indisprimary DESC, ic.relname`
+
+	// Operators are keyed by name and operand types only, so the same key in two schemas collapses
+	// into one entry that is leakproof only if all of them are.
+	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof)
+	FROM pg_catalog.pg_operator o
+	JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+	WHERE o.oprkind = 'b'
+	GROUP BY 1, 2, 3`
+
+	// The rewriter looks functions up by name, so each summary holds for every overload: leakproof,
+	// aggregate (prokind 'a') or not volatile (provolatile 'i' or 's') only if all overloads are.
+	functionsQuery = `SELECT n.nspname::text, p.proname::text,
+		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v')
+	FROM pg_catalog.pg_proc p
+	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+	GROUP BY 1, 2`
+
+	typesQuery = `SELECT t.oid, n.nspname::text, t.typname::text, t.typbasetype
+	FROM pg_catalog.pg_type t
+	JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+	WHERE n.nspname <> 'pg_toast' AND n.nspname !~ '^pg_(toast_)?temp_'`
+
+	// Implicit binary-coercible casts: the source's values can be used as the target's without a
+	// conversion function, so the target's operators apply (varchar -> text). Where a source has
+	// several targets the rewriter needs one, the one PostgreSQL's operator resolution leans to: the
+	// preferred type of the source's own category (varchar -> text, cidr -> inet, bit -> varbit,
+	// regclass -> oid), else a target of the same category, else a preferred one, else the lowest OID.
+	// A source that is itself the preferred type of its category (text, varbit, oid) gets no entry:
+	// its own operators are the ones that apply, and text -> varchar would send the rewriter to the
+	// wrong operators.
+	castsQuery = `SELECT DISTINCT ON (c.castsource) c.castsource, c.casttarget
+	FROM pg_catalog.pg_cast c
+	JOIN pg_catalog.pg_type s ON s.oid = c.castsource
+	JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+	WHERE c.castmethod = 'b' AND c.castcontext = 'i' AND NOT s.typispreferred
+	ORDER BY c.castsource,
+		(t.typcategory = s.typcategory AND t.typispreferred) DESC,
+		t.typcategory = s.typcategory DESC,
+		t.typispreferred DESC,
+		c.casttarget`
+)
+
+// Load reads the catalog through conn, in one read-only transaction. Warnings are things an operator
+// should see in the log but that do not stop the proxy: a global table that does not exist, a global
+// table that has the tenant column (it is then treated as a tenant relation, Global false), a server
+// newer than the proxy's parser, a tenant column that allows NULL.
+//
+// conn must not be in a transaction; Load leaves it idle.
+func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catalog, warnings []string, err error) {
+	if err := opts.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+	}
+	// After Commit this does nothing; after a failure it ends the transaction even if ctx is done, so the
+	// connection is left usable. Its error adds nothing to the one being returned.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	l := &loader{opts: opts, cat: &rewrite.Catalog{
+		Relations:       map[string]map[string]*rewrite.Relation{},
+		Operators:       map[rewrite.OpKey]bool{},
+		Functions:       map[string]map[string]*rewrite.Function{},
+		Types:           map[string]uint32{},
+		BinaryCoercible: map[uint32]uint32{},
+	}}
+	b := &pgx.Batch{}
+	// Types come first: relation columns map domain types to their base types.
+	b.Queue(settingsQuery).QueryRow(l.settings)
+	b.Queue(typesQuery).Query(l.types)
+	b.Queue(relationsQuery, opts.Schemas).Query(l.relations)
+	b.Queue(uniqueKeysQuery, opts.Schemas).Query(l.uniqueKeys)
+	b.Queue(operatorsQuery).Query(l.operators)
+	b.Queue(functionsQuery).Query(l.functions)
+	b.Queue(castsQuery).Query(l.casts)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+	}
+	l.markGlobal()
+	return l.cat, l.warnings, nil
+}
+
+// loader accumulates one Load's results; its methods are the batch's row handlers, called in queue order.
+type loader struct {
+	opts     Options
+	cat      *rewrite.Catalog
+	warnings []string
+	baseType map[uint32]uint32 // a domain's type OID -> its base type's OID, through nested domains
+}
+
+func (l *loader) warnf(format string, args ...any) {
+	l.warnings = append(l.warnings, fmt.Sprintf(format, args...))
+}
+
+func (l *loader) settings(row pgx.Row) error {
+	var versionNum int
+	var path []string
+	if err := row.Scan(&versionNum, &path); err != nil {
+		return fmt.Errorf("reading the server version and search path: %w", err)
+	}
+	// server_version_num is major*10000 + minor since PostgreSQL 10.
+	l.cat.ServerVersion = versionNum / 10000
+	if l.cat.ServerVersion > ParserVersion {
+		l.warnf("the server is PostgreSQL %d, newer than the proxy's parser (PostgreSQL %d grammar): statements using syntax added since are refused as unparsable",
+			l.cat.ServerVersion, ParserVersion)
+	}
+	// The session's temporary schema is private to the loading connection; client sessions have their own.
+	l.cat.SearchPath = slices.DeleteFunc(path, func(s string) bool { return strings.HasPrefix(s, "pg_temp") })
+	return nil
+}
+
+func (l *loader) types(rows pgx.Rows) error {
+	type typ struct {
+		schema, name string
+		base         uint32
+	}
+	all := map[uint32]typ{}
+	var oid uint32
+	var t typ
+	_, err := pgx.ForEachRow(rows, []any{&oid, &t.schema, &t.name, &t.base}, func() error {
+		all[oid] = t
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading types: %w", err)
+	}
+	l.baseType = map[uint32]uint32{}
+	for oid, t := range all {
+		// A domain may be over another domain; follow typbasetype to a non-domain. The bound guards
+		// against a corrupt catalog looping.
+		base := oid
+		for range 64 {
+			b := all[base].base
+			if b == 0 {
+				break
+			}
+			base = b
+		}
+		if base != oid {
+			l.baseType[oid] = base
+		}
+		// A domain's name maps to its base type, as its columns do: operators apply to a domain
+		// through its base type, which is what the rewriter looks operators up by.
+		l.cat.Types[t.schema+"."+t.name] = base
+		if t.schema == "pg_catalog" {
+			// The parser emits the SQL-standard spellings (integer, double precision, character
+			// varying, timestamp with time zone...) as pg_catalog.int4, pg_catalog.float8 and so on,
+			// and bare names (text, int4, timestamptz) for the rest, so the pg_catalog names are all
+			// the aliases there are. "char" in particular is the one-byte type, not bpchar.
+			l.cat.Types[t.name] = base
+		}
+	}
+	return nil
+}
+
+func (l *loader) base(oid uint32) uint32 {
+	if b, ok := l.baseType[oid]; ok {
+		return b
+	}
+	return oid
+}
+
+func (l *loader) relations(rows pgx.Rows) error {
+	var schema, name, kind string
+	var colNames []string
+	var colTypes []uint32
+	var notNull []bool
+	_, err := pgx.ForEachRow(rows, []any{&schema, &name, &kind, &colNames, &colTypes, &notNull}, func() error {
+		if len(kind) != 1 || len(colTypes) != len(colNames) || len(notNull) != len(colNames) {
+			return fmt.Errorf("relation %s.%s: unexpected catalog row", schema, name)
+		}
+		r := &rewrite.Relation{Schema: schema, Name: name, Kind: rewrite.RelKind(kind[0]), Tenant: -1}
+		r.Columns = make([]rewrite.Column, len(colNames))
+		for i, cn := range colNames {
+			r.Columns[i] = rewrite.Column{Name: cn, Type: l.base(colTypes[i])}
+			if cn == l.opts.TenantColumn {
+				r.Tenant = i
+			}
+		}
+		if r.Tenant >= 0 && !notNull[r.Tenant] && (r.Kind == rewrite.KindTable || r.Kind == rewrite.KindPartitioned) {
+			// A row whose tenant column is NULL belongs to no workspace: no workspace can see it.
+			l.warnf("tenant column %s of %s allows NULL: rows where it is NULL are invisible to every workspace",
+				rewrite.QuoteIdent(l.opts.TenantColumn), r.QualifiedName())
+		}
+		if l.cat.Relations[schema] == nil {
+			l.cat.Relations[schema] = map[string]*rewrite.Relation{}
+		}
+		l.cat.Relations[schema][name] = r
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading relations: %w", err)
+	}
+	return nil
+}
+
+func (l *loader) uniqueKeys(rows pgx.Rows) error {
+	var schema, name string
+	var cols []string
+	_, err := pgx.ForEachRow(rows, []any{&schema, &name, &cols}, func() error {
+		r := l.cat.Relation(schema, name)
+		if r == nil || len(cols) == 0 {
+			return nil
+		}
+		// A primary key is usually also declared UNIQUE by an ORM; one entry per column list is enough.
+		if !slices.ContainsFunc(r.UniqueKeys, func(k []string) bool { return slices.Equal(k, cols) }) {
+			r.UniqueKeys = append(r.UniqueKeys, slices.Clone(cols))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading unique keys: %w", err)
+	}
+	return nil
+}
+
+func (l *loader) operators(rows pgx.Rows) error {
+	var k rewrite.OpKey
+	var leakproof bool
+	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof}, func() error {
+		l.cat.Operators[k] = leakproof
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading operators: %w", err)
+	}
+	return nil
+}
+
+func (l *loader) functions(rows pgx.Rows) error {
+	var f rewrite.Function
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable}, func() error {
+		if l.cat.Functions[f.Schema] == nil {
+			l.cat.Functions[f.Schema] = map[string]*rewrite.Function{}
+		}
+		fc := f
+		l.cat.Functions[f.Schema][f.Name] = &fc
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading functions: %w", err)
+	}
+	return nil
+}
+
+func (l *loader) casts(rows pgx.Rows) error {
+	var source, target uint32
+	_, err := pgx.ForEachRow(rows, []any{&source, &target}, func() error {
+		l.cat.BinaryCoercible[source] = target
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading casts: %w", err)
+	}
+	return nil
+}
+
+// markGlobal applies Options.Global and Options.WritableGlobal to the loaded relations.
+func (l *loader) markGlobal() {
+	writable := map[string]bool{}
+	for _, name := range l.opts.WritableGlobal {
+		writable[name] = true
+	}
+	seen := map[string]bool{}
+	for _, name := range slices.Concat(l.opts.Global, l.opts.WritableGlobal) {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r := l.resolve(name)
+		switch {
+		case r == nil:
+			l.warnf("global table %q does not exist (searched %s)", name, strings.Join(l.searched(name), ", "))
+		case r.IsTenant():
+			l.warnf("global table %s has the tenant column %s: it is treated as a tenant relation, scoped to the workspace",
+				r.QualifiedName(), rewrite.QuoteIdent(l.opts.TenantColumn))
+		default:
+			r.Global = true
+			r.WritableGlobal = r.WritableGlobal || writable[name]
+		}
+	}
+}
+
+// resolve finds the relation a global_tables entry names: "schema.name" directly, "name" in the first
+// search-path schema that has it, as PostgreSQL resolves an unqualified name in a statement.
+func (l *loader) resolve(name string) *rewrite.Relation {
+	schema, rel := splitName(name)
+	if schema != "" {
+		return l.cat.Relation(schema, rel)
+	}
+	for _, s := range l.cat.SearchPath {
+		if r := l.cat.Relation(s, rel); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// searched lists the schemas resolve looked in, for the warning.
+func (l *loader) searched(name string) []string {
+	if schema, _ := splitName(name); schema != "" {
+		return []string{schema}
+	}
+	return l.cat.SearchPath
+}
+
+// splitName splits a global_tables entry at its first dot. Entries are exact names (already unquoted), so
+// a relation whose name contains a dot must be written schema-qualified.
+func splitName(name string) (schema, rel string) {
+	if s, r, ok := strings.Cut(name, "."); ok {
+		return s, r
+	}
+	return "", name
+}

@@ -1,0 +1,335 @@
+package pgcatalog_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pgx/v5"
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+
+	"github.com/tenantproxy/tenantproxy/internal/pgcatalog"
+	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+	"github.com/tenantproxy/tenantproxy/rewrite"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Built-in type OIDs are fixed by PostgreSQL (pg_type.dat).
+const (
+	oidBool        = 16
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidText        = 25
+	oidFloat4      = 700
+	oidFloat8      = 701
+	oidBpchar      = 1042
+	oidVarchar     = 1043
+	oidTimestamp   = 1114
+	oidTimestamptz = 1184
+	oidTime        = 1083
+	oidTimetz      = 1266
+	oidVarbit      = 1562
+	oidNumeric     = 1700
+	oidUUID        = 2950
+	oidChar        = 18
+)
+
+// setupSQL has one of each kind of object Load distinguishes. It is also valid input for
+// rewrite.CatalogFromDDL, which TestLoadAgreesWithDDL compares against.
+const setupSQL = `
+CREATE TABLE orders (workspace_id text NOT NULL, id bigint NOT NULL, total numeric(10, 2), PRIMARY KEY (workspace_id, id));
+CREATE TABLE projects ("workspaceId" uuid NOT NULL, id int PRIMARY KEY, name varchar(80));
+CREATE TABLE events (workspace_id text NOT NULL, id bigint NOT NULL, PRIMARY KEY (workspace_id, id)) PARTITION BY LIST (workspace_id);
+CREATE TABLE events_a PARTITION OF events FOR VALUES IN ('a');
+CREATE VIEW order_totals AS SELECT workspace_id, id, total FROM orders;
+CREATE VIEW order_ids AS SELECT id FROM orders;
+CREATE MATERIALIZED VIEW order_stats AS SELECT workspace_id, count(*) AS n FROM orders GROUP BY workspace_id;
+CREATE SEQUENCE ticket_seq;
+CREATE SCHEMA billing;
+CREATE TABLE billing.invoices (workspace_id text NOT NULL, n int);
+CREATE TABLE billing.rates (id int, rate numeric);
+CREATE TABLE plans (id int PRIMARY KEY, name text);
+CREATE TABLE settings (workspace_id text NOT NULL, key text);
+CREATE DOMAIN email AS text;
+CREATE DOMAIN work_email AS email;
+CREATE TABLE users (
+	workspace_id text NOT NULL, id int NOT NULL, legacy int, email email, work work_email,
+	deleted_at timestamptz, nickname text, UNIQUE (workspace_id, id) INCLUDE (email)
+);
+ALTER TABLE users DROP COLUMN legacy;
+CREATE UNIQUE INDEX users_live_email ON users (workspace_id, email) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX users_lower_nick ON users (workspace_id, lower(nickname));
+CREATE TABLE loose (workspace_id text, id int);
+`
+
+func load(t *testing.T, dsn string, opts pgcatalog.Options) (*rewrite.Catalog, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	cat, warnings, err := pgcatalog.Load(ctx, conn, opts)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// Load must leave the connection usable and outside a transaction.
+	if status := conn.PgConn().TxStatus(); status != 'I' {
+		t.Errorf("after Load the connection's transaction status is %q, want idle", status)
+	}
+	return cat, warnings
+}
+
+func rel(schema, name string, kind rewrite.RelKind, tenant int, keys [][]string, cols ...rewrite.Column) *rewrite.Relation {
+	return &rewrite.Relation{Schema: schema, Name: name, Kind: kind, Columns: cols, Tenant: tenant, UniqueKeys: keys}
+}
+
+func col(name string, typ uint32) rewrite.Column { return rewrite.Column{Name: name, Type: typ} }
+
+func TestLoad(t *testing.T) {
+	db := pgtest.NewDatabase(t, setupSQL)
+	srv := pgtest.Server(t)
+	cat, warnings := load(t, db.DSN, pgcatalog.Options{
+		TenantColumn:   "workspace_id",
+		Global:         []string{"plans", "settings", "missing", "billing.nope"},
+		WritableGlobal: []string{"billing.rates"},
+	})
+
+	orderTotalsCols := []rewrite.Column{col("workspace_id", oidText), col("id", oidInt8), col("total", oidNumeric)}
+	for _, want := range []*rewrite.Relation{
+		rel("public", "orders", rewrite.KindTable, 0, [][]string{{"workspace_id", "id"}}, orderTotalsCols...),
+		rel("public", "projects", rewrite.KindTable, -1, [][]string{{"id"}},
+			col("workspaceId", oidUUID), col("id", oidInt4), col("name", oidVarchar)),
+		rel("public", "events", rewrite.KindPartitioned, 0, [][]string{{"workspace_id", "id"}}, col("workspace_id", oidText), col("id", oidInt8)),
+		rel("public", "events_a", rewrite.KindTable, 0, [][]string{{"workspace_id", "id"}}, col("workspace_id", oidText), col("id", oidInt8)),
+		rel("public", "order_totals", rewrite.KindView, 0, nil, orderTotalsCols...),
+		rel("public", "order_ids", rewrite.KindView, -1, nil, col("id", oidInt8)),
+		rel("public", "order_stats", rewrite.KindMatView, 0, nil, col("workspace_id", oidText), col("n", oidInt8)),
+		rel("public", "ticket_seq", rewrite.KindSequence, -1, nil, col("last_value", oidInt8), col("log_cnt", oidInt8), col("is_called", oidBool)),
+		rel("billing", "invoices", rewrite.KindTable, 0, nil, col("workspace_id", oidText), col("n", oidInt4)),
+		{Schema: "billing", Name: "rates", Kind: rewrite.KindTable, Tenant: -1, Global: true, WritableGlobal: true,
+			Columns: []rewrite.Column{col("id", oidInt4), col("rate", oidNumeric)}},
+		{Schema: "public", Name: "plans", Kind: rewrite.KindTable, Tenant: -1, Global: true,
+			Columns: []rewrite.Column{col("id", oidInt4), col("name", oidText)}, UniqueKeys: [][]string{{"id"}}},
+		// Listed as global, but it has the tenant column: it stays a tenant relation.
+		rel("public", "settings", rewrite.KindTable, 0, nil, col("workspace_id", oidText), col("key", oidText)),
+		// Domain columns carry their base type (through two domains for work); the dropped column is gone;
+		// the partial and the expression unique indexes are not keys, and INCLUDE columns are not key columns.
+		rel("public", "users", rewrite.KindTable, 0, [][]string{{"workspace_id", "id"}},
+			col("workspace_id", oidText), col("id", oidInt4), col("email", oidText), col("work", oidText),
+			col("deleted_at", oidTimestamptz), col("nickname", oidText)),
+	} {
+		if diff := cmp.Diff(want, cat.Relation(want.Schema, want.Name)); diff != "" {
+			t.Errorf("relation %s.%s (-want +got):\n%s", want.Schema, want.Name, diff)
+		}
+	}
+	if r := cat.Relation("pg_catalog", "pg_class"); r == nil || r.IsTenant() {
+		t.Errorf("pg_catalog.pg_class = %+v, want it loaded, without tenant column", r)
+	}
+	for schema := range cat.Relations {
+		if schema == "pg_toast" || strings.HasPrefix(schema, "pg_temp") || strings.HasPrefix(schema, "pg_toast_temp") {
+			t.Errorf("relations of schema %s were loaded", schema)
+		}
+	}
+
+	wantWarnings := []string{
+		`global table "missing" does not exist`,
+		`global table "billing.nope" does not exist`,
+		`global table "public"."settings" has the tenant column "workspace_id"`,
+		`tenant column "workspace_id" of "public"."loose" allows NULL`,
+	}
+	if srv.Version > pgcatalog.ParserVersion {
+		wantWarnings = append(wantWarnings, "newer than the proxy's parser")
+	}
+	if len(warnings) != len(wantWarnings) {
+		t.Errorf("warnings = %q, want %d", warnings, len(wantWarnings))
+	}
+	for _, w := range wantWarnings {
+		if !slices.ContainsFunc(warnings, func(got string) bool { return strings.Contains(got, w) }) {
+			t.Errorf("no warning containing %q in %q", w, warnings)
+		}
+	}
+
+	if want := []string{"pg_catalog", "public"}; !slices.Equal(cat.SearchPath, want) {
+		t.Errorf("SearchPath = %q, want %q", cat.SearchPath, want)
+	}
+	if cat.ServerVersion != srv.Version {
+		t.Errorf("ServerVersion = %d, want %d", cat.ServerVersion, srv.Version)
+	}
+
+	for _, tt := range []struct {
+		op        rewrite.OpKey
+		leakproof bool
+	}{
+		{rewrite.OpKey{Name: "=", Left: oidInt4, Right: oidInt4}, true},
+		{rewrite.OpKey{Name: "=", Left: oidText, Right: oidText}, true},
+		{rewrite.OpKey{Name: "=", Left: oidNumeric, Right: oidNumeric}, false},
+		{rewrite.OpKey{Name: "~~", Left: oidText, Right: oidText}, false},
+	} {
+		if lp, ok := cat.Operators[tt.op]; !ok || lp != tt.leakproof {
+			t.Errorf("Operators[%v] = %v, %v; want %v, true", tt.op, lp, ok, tt.leakproof)
+		}
+	}
+	for _, want := range []*rewrite.Function{
+		{Schema: "pg_catalog", Name: "lower", Stable: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true},
+		{Schema: "pg_catalog", Name: "now", Stable: true},
+		{Schema: "pg_catalog", Name: "random"},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true},
+		// Overloads are summarised: to_char is leakproof in no overload, stable in all.
+		{Schema: "pg_catalog", Name: "to_char", Stable: true},
+	} {
+		if diff := cmp.Diff(want, cat.Function(want.Schema, want.Name)); diff != "" {
+			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
+		}
+	}
+
+	for name, want := range map[string]uint32{
+		"int4": oidInt4, "pg_catalog.int4": oidInt4, "text": oidText, "uuid": oidUUID,
+		"public.email": oidText, "public.work_email": oidText, // domains map to their base type
+	} {
+		if got := cat.Types[name]; got != want {
+			t.Errorf("Types[%q] = %d, want %d", name, got, want)
+		}
+	}
+	if got := cat.BinaryCoercible[oidVarchar]; got != oidText {
+		t.Errorf("BinaryCoercible[varchar] = %d, want text (%d)", got, oidText)
+	}
+}
+
+// TestLoadTypeAliases resolves the type names the parser produces for SQL's spellings of built-in types
+// through the loaded catalog, as the rewriter does: each must reach the type PostgreSQL means.
+func TestLoadTypeAliases(t *testing.T) {
+	db := pgtest.NewDatabase(t, "")
+	cat, _ := load(t, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
+	for spelling, want := range map[string]uint32{
+		"int": oidInt4, "integer": oidInt4, "int4": oidInt4, "smallint": oidInt2, "bigint": oidInt8,
+		"real": oidFloat4, "float": oidFloat8, "double precision": oidFloat8,
+		"boolean": oidBool, "bool": oidBool, "decimal": oidNumeric, "dec": oidNumeric, "numeric(10,2)": oidNumeric,
+		"character varying(20)": oidVarchar, "varchar": oidVarchar,
+		// "char" is the one-byte type, not bpchar: an alias char -> bpchar would be wrong.
+		"character": oidBpchar, "char(3)": oidBpchar, `"char"`: oidChar,
+		"timestamp with time zone": oidTimestamptz, "timestamptz": oidTimestamptz,
+		"timestamp without time zone": oidTimestamp, "timestamp": oidTimestamp,
+		"time with time zone": oidTimetz, "time without time zone": oidTime,
+		"bit varying": oidVarbit, "text": oidText, "pg_catalog.text": oidText,
+	} {
+		res, err := pg_query.Parse("SELECT NULL::" + spelling)
+		if err != nil {
+			t.Fatalf("parsing a cast to %s: %v", spelling, err)
+		}
+		tn := res.Stmts[0].Stmt.GetSelectStmt().TargetList[0].GetResTarget().Val.GetTypeCast().TypeName
+		var names []string
+		for _, n := range tn.Names {
+			names = append(names, n.GetString_().Sval)
+		}
+		if got := cat.Types[strings.Join(names, ".")]; got != want {
+			t.Errorf("%s parses to %q, which resolves to %d, want %d", spelling, names, got, want)
+		}
+	}
+}
+
+// TestLoadTenantColumnSpelling loads the same database with the two tenant column spellings.
+func TestLoadTenantColumnSpelling(t *testing.T) {
+	db := pgtest.NewDatabase(t, setupSQL)
+	for _, tt := range []struct {
+		column                 string
+		ordersTenant, projects int
+	}{
+		{"workspace_id", 0, -1},
+		{"workspaceId", -1, 0},
+		{"workspaceid", -1, -1}, // exact names only: the configuration does the case folding
+	} {
+		cat, _ := load(t, db.DSN, pgcatalog.Options{TenantColumn: tt.column})
+		if got := cat.Relation("public", "orders").Tenant; got != tt.ordersTenant {
+			t.Errorf("TenantColumn %q: orders.Tenant = %d, want %d", tt.column, got, tt.ordersTenant)
+		}
+		if got := cat.Relation("public", "projects").Tenant; got != tt.projects {
+			t.Errorf("TenantColumn %q: projects.Tenant = %d, want %d", tt.column, got, tt.projects)
+		}
+	}
+}
+
+func TestLoadSchemas(t *testing.T) {
+	db := pgtest.NewDatabase(t, setupSQL)
+	cat, warnings := load(t, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id", Schemas: []string{"billing"}, Global: []string{"plans"}})
+	if got := slices.Sorted(mapKeys(cat.Relations)); !slices.Equal(got, []string{"billing"}) {
+		t.Errorf("relations loaded from schemas %q, want only billing", got)
+	}
+	if cat.Function("pg_catalog", "lower") == nil || cat.Types["int4"] != oidInt4 {
+		t.Error("Schemas restricted functions or types too")
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, `global table "plans" does not exist`) }) {
+		t.Errorf("warnings = %q, want one for plans, which is outside the loaded schemas", warnings)
+	}
+}
+
+func TestLoadOptions(t *testing.T) {
+	for _, opts := range []pgcatalog.Options{
+		{},
+		{TenantColumn: "workspace_id", Global: []string{"public."}},
+		{TenantColumn: "workspace_id", WritableGlobal: []string{".plans"}},
+	} {
+		if err := opts.Validate(); err == nil {
+			t.Errorf("Options%+v.Validate() = nil, want an error", opts)
+		}
+	}
+	// Load validates before touching the connection.
+	if _, _, err := pgcatalog.Load(context.Background(), nil, pgcatalog.Options{}); err == nil {
+		t.Error("Load accepted options without a tenant column")
+	}
+}
+
+// TestLoadAgreesWithDDL checks the online and offline catalogs agree: what Load reads from a database
+// and what rewrite.CatalogFromDDL derives from the DDL that made it name the same relations, kinds,
+// columns, tenant columns and unique keys. Types are compared where the DDL can know them (it cannot
+// type count(*)).
+func TestLoadAgreesWithDDL(t *testing.T) {
+	db := pgtest.NewDatabase(t, setupSQL)
+	online, _ := load(t, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
+	offline, err := rewrite.CatalogFromDDL(setupSQL, "workspace_id", rewrite.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortKeys := cmpopts.SortSlices(func(a, b []string) bool { return strings.Join(a, ",") < strings.Join(b, ",") })
+	for _, schema := range []string{"public", "billing"} {
+		for name, on := range online.Relations[schema] {
+			off := offline.Relation(schema, name)
+			if off == nil {
+				t.Errorf("%s.%s: loaded, but not in the catalog built from its DDL", schema, name)
+				continue
+			}
+			on := *on
+			on.Columns = slices.Clone(on.Columns)
+			for i := range on.Columns {
+				if i < len(off.Columns) && off.Columns[i].Type == 0 {
+					on.Columns[i].Type = 0
+				}
+			}
+			if diff := cmp.Diff(&on, off, sortKeys); diff != "" {
+				t.Errorf("%s.%s: Load vs CatalogFromDDL (-online +offline):\n%s", schema, name, diff)
+			}
+		}
+		if len(online.Relations[schema]) != len(offline.Relations[schema]) {
+			t.Errorf("schema %s: %d relations loaded, %d from DDL", schema, len(online.Relations[schema]), len(offline.Relations[schema]))
+		}
+	}
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

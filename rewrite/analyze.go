@@ -1,0 +1,275 @@
+package rewrite
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+// analyzer examines one statement text (a Query message may hold several statements) for one workspace.
+// It refuses what policy forbids, finds every reference to a tenant relation, and plans the edits that
+// scope them; see doc.go for the rules.
+type analyzer struct {
+	cat        *Catalog
+	pol        *Policy
+	tenant     *tenant.Context
+	mode       Mode
+	paramTypes []uint32
+	txt        *text
+
+	targets []*target // tenant relation references, in the order found
+	inserts []*insertInfo
+	// inPrepare is set while analyzing the statement of an SQL-level PREPARE.
+	inPrepare bool
+	// postCheck is set while checking the rewriter's own output: it is analyzed like verify mode, and
+	// what the rewriter added (channel prefixes) is not added again.
+	postCheck bool
+	// handled holds every RangeVar the structural analysis accounted for; the safety net in check refuses
+	// any other.
+	handled map[*pg_query.RangeVar]bool
+	// leaky is set when an expression that PostgreSQL may evaluate on other workspaces' rows is not
+	// provably leakproof: the tenant relations are then fenced.
+	leaky      bool
+	checks     []ParamCheck
+	alerts     []Alert
+	relations  []string
+	writes     bool
+	usesPgClas bool
+	// frames are the scope depths of the subqueries being analyzed, innermost last; correlated says
+	// which of them referenced a column of an enclosing level.
+	frames     []int
+	correlated []bool
+	// stmtStart and stmtEnd bound the statement being analyzed in txt.
+	stmtStart, stmtEnd int
+}
+
+// target is one reference to a tenant relation.
+type target struct {
+	rv  *pg_query.RangeVar
+	rel *Relation
+	// ref is the name the query refers to the relation by: its alias, or its name.
+	ref string
+	// col is the name of the tenant column under ref: the alias column list may rename it.
+	col string
+	// where is the WHERE clause that filters rows at the reference's level, nil if none.
+	where *pg_query.Node
+	// joins are the joins enclosing the reference, innermost first.
+	joins []joinStep
+	// dml is set for the target relation of UPDATE or DELETE, which is scoped in its WHERE clause.
+	dml *dmlInfo
+	// sample is the TABLESAMPLE clause wrapping the reference, if any.
+	sample *pg_query.RangeTableSample
+	// copy is set for the table of COPY ... TO STDOUT, which becomes a scoped query.
+	copy *pg_query.CopyStmt
+	// conflict is set for the target of INSERT ... ON CONFLICT DO UPDATE, guarded in the action's WHERE.
+	conflict *pg_query.OnConflictClause
+	// safeConflict is set when the conflict target is a unique key including the tenant column.
+	safeConflict bool
+	// schemaRefs are column references qualified with the relation's schema.
+	schemaRefs []*pg_query.ColumnRef
+	// inPrepare is set for references in the statement of an SQL-level PREPARE, whose parameters are
+	// never checked.
+	inPrepare bool
+	// scope is the level the reference is in, for resolving the column references that constrain it.
+	scope *scope
+	// single is set when the reference is its level's only FROM item, so its tenant column may be
+	// referred to without a qualifier.
+	single bool
+	// sysCols are system columns the query reads through the reference.
+	sysCols []string
+}
+
+// joinStep is a join enclosing a reference, and whether the reference is on its nullable side.
+type joinStep struct {
+	join     *pg_query.JoinExpr
+	nullable bool
+}
+
+// Alert is something the workspace's statement attempted that operators should see: what enforce would
+// have refused or changed, or an explicit reference to another workspace's id.
+type Alert struct {
+	Reason    Reason
+	Text      string
+	Relations []string
+}
+
+// ParamCheck says a bound parameter must equal the workspace's id: it is the tenant value of an INSERT,
+// or the value a verify-mode predicate compares the tenant column with.
+type ParamCheck struct {
+	// Index is the parameter's number minus one ($1 is 0).
+	Index int
+	// Type is the tenant column's type OID, which tells how to read the parameter in binary format.
+	Type uint32
+}
+
+func refuse(code string, reason Reason, format string, args ...any) *Error {
+	return &Error{Code: code, Reason: reason, Text: fmt.Sprintf(format, args...)}
+}
+
+func refusef(reason Reason, format string, args ...any) *Error {
+	return refuse(CodeInsufficientPrivilege, reason, format, args...)
+}
+
+// at sets the error's position to the node location loc (a byte offset), as a character position.
+func (a *analyzer) at(e *Error, loc int32) *Error {
+	if loc >= 0 && int(loc) <= len(a.txt.sql) {
+		e.Position = len([]rune(a.txt.sql[:loc])) + 1
+	}
+	return e
+}
+
+// statement analyzes one top-level statement.
+func (a *analyzer) statement(raw *pg_query.RawStmt) error {
+	a.stmtStart = int(raw.StmtLocation)
+	a.stmtEnd = len(a.txt.sql)
+	if raw.StmtLen > 0 {
+		a.stmtEnd = a.stmtStart + int(raw.StmtLen)
+	}
+	if err := a.stmt(raw.Stmt, nil, true); err != nil {
+		// A refusal of the statement as a whole points at its start.
+		if e, ok := err.(*Error); ok && e.Position == 0 {
+			if i, ferr := a.txt.from(a.stmtStart); ferr == nil {
+				a.at(e, int32(a.txt.toks[i].start))
+			}
+		}
+		return err
+	}
+	return a.check(raw)
+}
+
+// stmt dispatches on a statement, top-level or inside EXPLAIN, PREPARE, DECLARE or a WITH clause.
+func (a *analyzer) stmt(n *pg_query.Node, sc *scope, top bool) error {
+	switch s := nodeMessage(n).(type) {
+	case *pg_query.SelectStmt:
+		if s.IntoClause != nil {
+			return refusef(ReasonSchemaChange, "SELECT INTO creates a table")
+		}
+		_, err := a.query(s, sc, top)
+		return err
+	case *pg_query.InsertStmt:
+		return a.insert(s, sc)
+	case *pg_query.UpdateStmt:
+		return a.update(s, sc)
+	case *pg_query.DeleteStmt:
+		return a.delete(s, sc)
+	case *pg_query.MergeStmt:
+		return a.at(refusef(ReasonMerge, "MERGE is not supported: use INSERT ... ON CONFLICT, UPDATE and DELETE"), s.Relation.GetLocation())
+	case *pg_query.ExplainStmt:
+		return a.explain(s)
+	case *pg_query.DeclareCursorStmt:
+		return a.stmt(s.Query, nil, true)
+	case *pg_query.PrepareStmt:
+		return a.prepare(s)
+	case *pg_query.CopyStmt:
+		return a.copyStmt(s)
+	case *pg_query.VariableSetStmt:
+		return a.set(s)
+	case *pg_query.ListenStmt, *pg_query.UnlistenStmt, *pg_query.NotifyStmt:
+		return a.channel(s)
+	case *pg_query.TransactionStmt:
+		switch s.Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+			return refusef(ReasonTwoPhase, "two-phase commit is not supported: prepared transaction names are shared by every workspace")
+		}
+		return nil
+	case *pg_query.VariableShowStmt, *pg_query.ExecuteStmt, *pg_query.DeallocateStmt, *pg_query.FetchStmt,
+		*pg_query.ClosePortalStmt, *pg_query.DiscardStmt, *pg_query.ConstraintsSetStmt:
+		// EXECUTE runs a statement PREPARE scoped; FETCH, MOVE and CLOSE use cursors DECLARE scoped.
+		// DISCARD and RESET return settings to their session start values, which the proxy chose.
+		return nil
+	case *pg_query.DoStmt:
+		return refusef(ReasonDo, "DO blocks run arbitrary code")
+	case *pg_query.CallStmt:
+		return refusef(ReasonCall, "CALL runs a procedure, which can read any row")
+	case *pg_query.TruncateStmt:
+		return refusef(ReasonTruncate, "TRUNCATE empties a table for every workspace; use DELETE")
+	case *pg_query.LockStmt:
+		return refusef(ReasonLock, "LOCK TABLE locks a table for every workspace; use SELECT ... FOR UPDATE")
+	case *pg_query.VacuumStmt, *pg_query.ClusterStmt, *pg_query.ReindexStmt, *pg_query.CheckPointStmt,
+		*pg_query.LoadStmt, *pg_query.AlterSystemStmt:
+		return refusef(ReasonMaintenance, "%s is a maintenance command", a.statementName())
+	case *pg_query.GrantStmt, *pg_query.GrantRoleStmt, *pg_query.CreateRoleStmt, *pg_query.AlterRoleStmt,
+		*pg_query.AlterRoleSetStmt, *pg_query.DropRoleStmt, *pg_query.ReassignOwnedStmt, *pg_query.DropOwnedStmt,
+		*pg_query.AlterDefaultPrivilegesStmt:
+		return refusef(ReasonPrivilegeChange, "%s changes privileges", a.statementName())
+	case nil:
+		return refuse(CodeSyntaxError, ReasonUnsupportedStatement, "empty statement node")
+	default:
+		if isSchemaChange(s) {
+			return refusef(ReasonSchemaChange, "%s changes the schema", a.statementName())
+		}
+		return refusef(ReasonUnsupportedStatement, "%s is not supported", a.statementName())
+	}
+}
+
+// isSchemaChange reports whether a statement node is DDL: pg_query names them Create*, Alter*, Drop*,
+// and a few others.
+func isSchemaChange(m proto.Message) bool {
+	name := string(m.ProtoReflect().Descriptor().Name())
+	for _, p := range []string{"Create", "Alter", "Drop", "Define", "Rename", "Comment", "SecLabel", "Refresh",
+		"Import", "Reassign", "RuleStmt", "ViewStmt", "IndexStmt", "CompositeTypeStmt", "AlterTable"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// statementName names the statement being analyzed by its leading keywords, as the client wrote them.
+func (a *analyzer) statementName() string {
+	i, err := a.txt.from(a.stmtStart)
+	if err != nil {
+		return "this statement"
+	}
+	var words []string
+	for ; i < len(a.txt.toks) && len(words) < 3 && a.txt.toks[i].keyword; i++ {
+		words = append(words, strings.ToUpper(a.txt.src(i, i)))
+	}
+	if len(words) == 0 {
+		return "this statement"
+	}
+	return strings.Join(words, " ")
+}
+
+// check is the safety net run after the structural analysis of a statement: every relation reference
+// anywhere in the tree must have been accounted for, and every function call must be allowed.
+func (a *analyzer) check(raw *pg_query.RawStmt) error {
+	var err error
+	walk(raw, func(m proto.Message) bool {
+		if err != nil {
+			return false
+		}
+		switch n := m.(type) {
+		case *pg_query.RangeVar:
+			if !a.handled[n] {
+				err = a.at(refusef(ReasonUnsupportedSyntax, "relation %q is referenced where tenantproxy cannot scope it", n.Relname), n.Location)
+			}
+		case *pg_query.FuncCall:
+			err = a.function(n)
+		case *pg_query.ColumnRef:
+			err = a.columnRef(n)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// addTarget records a tenant reference.
+func (a *analyzer) addTarget(t *target) {
+	t.inPrepare = a.inPrepare
+	a.targets = append(a.targets, t)
+}
+
+// addRelation records a relation a statement touches, for diagnostics.
+func (a *analyzer) addRelation(r *Relation) {
+	name := r.Schema + "." + r.Name
+	if !slices.Contains(a.relations, name) {
+		a.relations = append(a.relations, name)
+	}
+}

@@ -1,0 +1,124 @@
+package rewrite
+
+import "strings"
+
+// RelKind is a relation's kind, as pg_class.relkind spells it.
+type RelKind byte
+
+// Relation kinds the rewriter distinguishes.
+const (
+	KindTable       RelKind = 'r'
+	KindPartitioned RelKind = 'p'
+	KindView        RelKind = 'v'
+	KindMatView     RelKind = 'm'
+	KindForeign     RelKind = 'f'
+	KindSequence    RelKind = 'S'
+)
+
+// Column is a column of a relation.
+type Column struct {
+	Name string
+	// Type is the column's type OID. For a column whose type is a domain, it is the domain's base type.
+	Type uint32
+}
+
+// Relation is a table, view or sequence the statement may name.
+type Relation struct {
+	Schema string
+	Name   string
+	Kind   RelKind
+	// Columns are the relation's columns in attnum order, dropped ones left out.
+	Columns []Column
+	// Tenant is the index in Columns of the tenant column, or -1 when the relation has none.
+	Tenant int
+	// UniqueKeys lists the column sets of the relation's unique indexes and constraints (names), used to
+	// tell whether an ON CONFLICT target can only match the workspace's own rows.
+	UniqueKeys [][]string
+	// Global is set for relations listed in global_tables: readable by every workspace.
+	Global bool
+	// WritableGlobal is set for relations listed in writable_global_tables.
+	WritableGlobal bool
+}
+
+// IsTenant reports whether the relation holds tenant data: it has the tenant column.
+func (r *Relation) IsTenant() bool { return r.Tenant >= 0 }
+
+// TenantColumn returns the tenant column. It must only be called on tenant relations.
+func (r *Relation) TenantColumn() Column { return r.Columns[r.Tenant] }
+
+// Column returns the column named name.
+func (r *Relation) Column(name string) (Column, bool) {
+	for _, c := range r.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// QualifiedName is the relation's schema-qualified, quoted name.
+func (r *Relation) QualifiedName() string { return QuoteIdent(r.Schema) + "." + QuoteIdent(r.Name) }
+
+// OpKey identifies a binary operator by name and operand types.
+type OpKey struct {
+	Name        string
+	Left, Right uint32
+}
+
+// Function summarises the overloads of one function name in one schema.
+type Function struct {
+	Schema string
+	Name   string
+	// Leakproof is true only when every overload is leakproof (pg_proc.proleakproof).
+	Leakproof bool
+	// Aggregate is true only when every overload is an aggregate (pg_proc.prokind 'a'): it sees only rows
+	// that passed every filter below it.
+	Aggregate bool
+	// Stable is true only when no overload is volatile (pg_proc.provolatile 'i' or 's'): called on
+	// constants, it gives the same result for every row and has no effect per row.
+	Stable bool
+}
+
+// Catalog is what the rewriter knows of the upstream database. It is built once per load and never
+// changed afterwards, so sessions share it without locking.
+type Catalog struct {
+	// Relations by schema, then name.
+	Relations map[string]map[string]*Relation
+	// SearchPath is the schemas an unqualified name is looked up in, in order, as current_schemas(true)
+	// reports them for the proxy's upstream role (pg_catalog included where PostgreSQL searches it).
+	SearchPath []string
+	// Operators maps binary operators to whether their function is leakproof. An operator missing from
+	// the map is treated as not leakproof.
+	Operators map[OpKey]bool
+	// Functions by schema, then name.
+	Functions map[string]map[string]*Function
+	// Types maps type names to OIDs: "schema.name" and, for pg_catalog types, the bare name and the SQL
+	// aliases the parser produces (int4, int8, float8, bool, varchar, bpchar, ...).
+	Types map[string]uint32
+	// BinaryCoercible maps a type to the type whose operators apply to it without a conversion function
+	// (varchar -> text), following pg_cast entries with castmethod 'b'.
+	BinaryCoercible map[uint32]uint32
+	// ServerVersion is the upstream's major version (for example 15), or 0 when unknown.
+	ServerVersion int
+}
+
+// Relation looks up a relation by schema and name.
+func (c *Catalog) Relation(schema, name string) *Relation {
+	return c.Relations[schema][name]
+}
+
+// Function looks up a function by schema and name.
+func (c *Catalog) Function(schema, name string) *Function {
+	return c.Functions[schema][name]
+}
+
+// QuoteIdent quotes an identifier for SQL text.
+func QuoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// QuoteLiteral quotes a string literal for SQL text. The server always has standard_conforming_strings
+// on (the proxy refuses sessions otherwise), so only single quotes need doubling.
+func QuoteLiteral(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}

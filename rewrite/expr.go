@@ -1,0 +1,659 @@
+package rewrite
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Type OIDs of built-in types; PostgreSQL never changes them.
+const (
+	oidBool    = 16
+	oidInt8    = 20
+	oidInt2    = 21
+	oidInt4    = 23
+	oidText    = 25
+	oidUnknown = 705 // an untyped string literal or parameter: it takes the type of the other operand
+	oidNumeric = 1700
+	oidBit     = 1560
+	oidUUID    = 2950
+	oidVarchar = 1043
+)
+
+// exprInfo is what the rewriter knows of an expression.
+type exprInfo struct {
+	// typ is the expression's type OID: 0 when the rewriter cannot tell, oidUnknown for an untyped
+	// literal or parameter.
+	typ uint32
+	// rowDep is set when the value depends on a row: it references a column.
+	rowDep bool
+	// safe is set when evaluating the expression on any row can neither fail nor have a visible effect
+	// that depends on the row's data: every function it applies to row data is leakproof.
+	safe bool
+}
+
+// systemColumns are the columns every table has outside its declared ones.
+var systemColumns = []string{"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
+
+// exprs analyzes expressions of level sc. qual says PostgreSQL may evaluate them on a relation's rows
+// before the tenant predicate, in which case any that is not safe fences the statement's tenant relations.
+func (a *analyzer) exprs(sc *scope, qual bool, nodes ...*pg_query.Node) error {
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		info, err := a.expr(n, sc)
+		if err != nil {
+			return err
+		}
+		if qual && !info.safe {
+			a.leaky = true
+		}
+	}
+	return nil
+}
+
+// expr analyzes one expression.
+func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
+	safe := exprInfo{safe: true}
+	switch e := nodeMessage(n).(type) {
+	case nil:
+		return safe, nil
+	case *pg_query.ColumnRef:
+		return a.columnExpr(e, sc)
+	case *pg_query.ParamRef:
+		typ := uint32(oidUnknown)
+		if i := int(e.Number) - 1; i >= 0 && i < len(a.paramTypes) && a.paramTypes[i] != 0 {
+			typ = a.paramTypes[i]
+		}
+		return exprInfo{typ: typ, safe: true}, nil
+	case *pg_query.A_Const:
+		return exprInfo{typ: constType(e), safe: true}, nil
+	case *pg_query.TypeCast:
+		arg, err := a.expr(e.Arg, sc)
+		if err != nil {
+			return arg, err
+		}
+		typ := a.typeOID(e.TypeName)
+		// A cast applied to row data runs a conversion function on it, unless it changes nothing.
+		ok := !arg.rowDep || arg.safe && typ != 0 && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
+		return exprInfo{typ: typ, rowDep: arg.rowDep, safe: ok}, nil
+	case *pg_query.A_Expr:
+		return a.aExpr(e, sc)
+	case *pg_query.BoolExpr:
+		info, err := a.all(sc, e.Args...)
+		info.typ = oidBool
+		return info, err
+	case *pg_query.NullTest:
+		info, err := a.expr(e.Arg, sc)
+		info.typ = oidBool
+		return info, err
+	case *pg_query.BooleanTest:
+		info, err := a.expr(e.Arg, sc)
+		info.typ = oidBool
+		return info, err
+	case *pg_query.SubLink:
+		return a.subLink(e, sc)
+	case *pg_query.FuncCall:
+		args := slices.Concat(e.Args, e.AggOrder, []*pg_query.Node{e.AggFilter})
+		if e.Over != nil {
+			args = slices.Concat(args, e.Over.PartitionClause, e.Over.OrderClause, []*pg_query.Node{e.Over.StartOffset, e.Over.EndOffset})
+		}
+		info, err := a.all(sc, args...)
+		if err != nil {
+			return info, err
+		}
+		info.typ = 0
+		switch {
+		case e.Over != nil || a.functionIs(e, func(f *Function) bool { return f.Aggregate }):
+			// Aggregates and window functions only see rows that passed every filter: PostgreSQL never
+			// pulls an aggregating query up, nor pushes filters below an aggregation. Their results exist
+			// only after it, so nothing computed from them runs on a relation's rows.
+			info.safe, info.rowDep = true, false
+		case !info.rowDep && info.safe && a.functionIs(e, func(f *Function) bool { return f.Stable }):
+			// On constants, a function that is not volatile gives one result for every row.
+		default:
+			info.safe = info.safe && a.functionIs(e, func(f *Function) bool { return f.Leakproof })
+		}
+		return info, nil
+	case *pg_query.CaseExpr:
+		parts := []*pg_query.Node{e.Defresult}
+		arg, err := a.expr(e.Arg, sc)
+		if err != nil {
+			return arg, err
+		}
+		info := exprInfo{rowDep: arg.rowDep, safe: arg.safe}
+		for _, w := range e.Args {
+			cw := w.GetCaseWhen()
+			if cw == nil {
+				return info, refusef(ReasonUnsupportedSyntax, "unexpected CASE element")
+			}
+			cond, err := a.expr(cw.Expr, sc)
+			if err != nil {
+				return info, err
+			}
+			if e.Arg != nil && (arg.rowDep || cond.rowDep) && !a.operatorLeakproof("=", arg.typ, cond.typ) {
+				info.safe = false // CASE x WHEN v compares with "="
+			}
+			info = merge(info, cond)
+			parts = append(parts, cw.Result)
+		}
+		rest, err := a.all(sc, parts...)
+		return merge(info, rest), err
+	case *pg_query.CoalesceExpr:
+		info, err := a.all(sc, e.Args...)
+		info.typ = 0
+		return info, err
+	case *pg_query.MinMaxExpr:
+		info, err := a.all(sc, e.Args...)
+		info.safe = info.safe && !info.rowDep // GREATEST and LEAST compare with operators of unknown type
+		return info, err
+	case *pg_query.A_ArrayExpr:
+		info, err := a.all(sc, e.Elements...)
+		info.typ = 0
+		return info, err
+	case *pg_query.RowExpr:
+		info, err := a.all(sc, e.Args...)
+		info.typ = 0
+		return info, err
+	case *pg_query.CollateClause:
+		return a.expr(e.Arg, sc)
+	case *pg_query.ResTarget:
+		// An output or SET column: its value, and any subscripts of the column it assigns.
+		info, err := a.expr(e.Val, sc)
+		if err != nil || len(e.Indirection) == 0 {
+			return info, err
+		}
+		rest, err := a.all(sc, e.Indirection...)
+		return merge(info, exprInfo{rowDep: rest.rowDep, safe: true}), err
+	case *pg_query.SortBy:
+		return a.expr(e.Node, sc)
+	case *pg_query.MultiAssignRef:
+		return a.expr(e.Source, sc)
+	case *pg_query.SQLValueFunction, *pg_query.SetToDefault:
+		return safe, nil
+	case *pg_query.List:
+		return a.all(sc, e.Items...)
+	default:
+		// Anything else (subscripts, XML and JSON constructors, ...) is analyzed for what it contains and
+		// counted as not leakproof. Relations and functions inside it are still checked by the safety net.
+		info, err := a.all(sc, childNodes(e)...)
+		return exprInfo{rowDep: info.rowDep}, err
+	}
+}
+
+// all analyzes expressions and combines what it learns.
+func (a *analyzer) all(sc *scope, nodes ...*pg_query.Node) (exprInfo, error) {
+	info := exprInfo{safe: true}
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		sub, err := a.expr(n, sc)
+		if err != nil {
+			return info, err
+		}
+		info = merge(info, sub)
+	}
+	return info, nil
+}
+
+func merge(a, b exprInfo) exprInfo {
+	return exprInfo{typ: a.typ, rowDep: a.rowDep || b.rowDep, safe: a.safe && b.safe}
+}
+
+// childNodes returns the Node-typed fields of a message.
+func childNodes(m protoreflect.ProtoMessage) []*pg_query.Node {
+	var out []*pg_query.Node
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		if fd.IsList() {
+			for i := 0; i < v.List().Len(); i++ {
+				if n, ok := v.List().Get(i).Message().Interface().(*pg_query.Node); ok {
+					out = append(out, n)
+				}
+			}
+		} else if n, ok := v.Message().Interface().(*pg_query.Node); ok && !fd.IsMap() {
+			out = append(out, n)
+		}
+		return true
+	})
+	return out
+}
+
+// constType returns the type PostgreSQL gives a literal.
+func constType(c *pg_query.A_Const) uint32 {
+	switch v := c.Val.(type) {
+	case *pg_query.A_Const_Ival:
+		return oidInt4
+	case *pg_query.A_Const_Fval:
+		// Integers too large for int4 arrive as Float: int8 if they fit, else numeric.
+		if _, err := strconv.ParseInt(v.Fval.Fval, 10, 64); err == nil {
+			return oidInt8
+		}
+		return oidNumeric
+	case *pg_query.A_Const_Boolval:
+		return oidBool
+	case *pg_query.A_Const_Bsval:
+		return oidBit
+	}
+	return oidUnknown // strings and NULL
+}
+
+// aExpr analyzes an operator expression.
+func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
+	l, err := a.expr(e.Lexpr, sc)
+	if err != nil {
+		return l, err
+	}
+	op := names(e.Name)
+	name := ""
+	if len(op) > 0 {
+		name = op[len(op)-1]
+	}
+	// An operator outside pg_catalog is user-defined: nothing is known of it.
+	builtinOp := len(op) == 1 || len(op) == 2 && op[0] == "pg_catalog"
+	info := exprInfo{safe: l.safe}
+	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof.
+	compare := func(ops []string, left, right exprInfo) {
+		ok := builtinOp && left.safe && right.safe
+		for _, o := range ops {
+			ok = ok && a.operatorLeakproof(o, left.typ, right.typ)
+		}
+		if left.rowDep || right.rowDep {
+			info.safe = info.safe && ok
+		} else {
+			info.safe = info.safe && left.safe && right.safe
+		}
+	}
+	switch e.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_IN:
+		list := e.Rexpr.GetList()
+		for _, item := range list.GetItems() {
+			r, err := a.expr(item, sc)
+			if err != nil {
+				return info, err
+			}
+			info.rowDep = info.rowDep || r.rowDep
+			compare([]string{name}, l, r)
+		}
+		info.rowDep = info.rowDep || l.rowDep
+		info.typ = oidBool
+		return info, nil
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		bounds := e.Rexpr.GetList().GetItems()
+		for _, b := range bounds {
+			r, err := a.expr(b, sc)
+			if err != nil {
+				return info, err
+			}
+			info.rowDep = info.rowDep || r.rowDep
+			compare([]string{">=", "<="}, l, r)
+		}
+		info.rowDep = info.rowDep || l.rowDep
+		info.typ = oidBool
+		return info, nil
+	}
+	r, err := a.expr(e.Rexpr, sc)
+	if err != nil {
+		return info, err
+	}
+	info.rowDep = l.rowDep || r.rowDep
+	switch e.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		if e.Lexpr == nil { // prefix operator, such as unary minus: it can overflow on row data
+			info.safe = r.safe && !r.rowDep
+			return info, nil
+		}
+		compare([]string{name}, l, r)
+		if slices.Contains([]string{"=", "<>", "<", ">", "<=", ">="}, name) {
+			info.typ = oidBool
+		}
+	case pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL:
+		// x = ANY(array) applies the operator to each element, of x's type when the array is untyped.
+		elem := r
+		if elem.typ == 0 {
+			elem.typ = oidUnknown
+		}
+		compare([]string{name}, l, elem)
+		info.typ = oidBool
+	case pg_query.A_Expr_Kind_AEXPR_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT:
+		compare([]string{"="}, l, r)
+		info.typ = oidBool
+	case pg_query.A_Expr_Kind_AEXPR_NULLIF:
+		compare([]string{"="}, l, r)
+		info.typ = l.typ
+	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+		compare([]string{name}, l, r)
+		info.typ = oidBool
+	default:
+		info.safe = !info.rowDep
+	}
+	return info, nil
+}
+
+// operatorLeakproof reports whether the binary operator name on the given operand types is leakproof, as
+// PostgreSQL would resolve it: an untyped operand takes the other's type, and binary-coercible types use
+// their target's operators. Anything the rewriter cannot resolve exactly counts as not leakproof.
+func (a *analyzer) operatorLeakproof(name string, l, r uint32) bool {
+	if l == oidUnknown {
+		l = r
+	}
+	if r == oidUnknown {
+		r = l
+	}
+	if l == 0 || r == 0 || l == oidUnknown {
+		return false
+	}
+	for _, k := range []OpKey{{name, l, r}, {name, a.coerce(l), r}, {name, l, a.coerce(r)}, {name, a.coerce(l), a.coerce(r)}} {
+		if lp, ok := a.cat.Operators[k]; ok {
+			return lp
+		}
+	}
+	return false
+}
+
+// coerce returns the type whose operators apply to t without a conversion.
+func (a *analyzer) coerce(t uint32) uint32 {
+	if c, ok := a.cat.BinaryCoercible[t]; ok {
+		return c
+	}
+	return t
+}
+
+// typeOID resolves a type name as the parser produced it, or returns 0.
+func (a *analyzer) typeOID(tn *pg_query.TypeName) uint32 {
+	if tn == nil || len(tn.ArrayBounds) > 0 || tn.PctType || tn.Setof {
+		return 0
+	}
+	parts := names(tn.Names)
+	if len(parts) == 0 {
+		return 0
+	}
+	if len(parts) == 2 && parts[0] == "pg_catalog" {
+		parts = parts[1:]
+	}
+	key := strings.Join(parts, ".")
+	if len(parts) == 1 {
+		for _, s := range a.cat.SearchPath {
+			if oid, ok := a.cat.Types[s+"."+key]; ok {
+				return oid
+			}
+		}
+	}
+	return a.cat.Types[key]
+}
+
+// subLink analyzes a subquery used as an expression.
+func (a *analyzer) subLink(e *pg_query.SubLink, sc *scope) (exprInfo, error) {
+	test, err := a.expr(e.Testexpr, sc)
+	if err != nil {
+		return test, err
+	}
+	sel := e.Subselect.GetSelectStmt()
+	if sel == nil {
+		return test, refusef(ReasonUnsupportedSyntax, "unexpected subquery")
+	}
+	a.frames = append(a.frames, depth(sc)+1)
+	a.correlated = append(a.correlated, false)
+	corr := len(a.frames) - 1
+	cols, err := a.query(sel, sc, false)
+	correlated := a.correlated[corr]
+	a.frames, a.correlated = a.frames[:corr], a.correlated[:corr]
+	if err != nil {
+		return test, err
+	}
+	info := exprInfo{typ: oidBool, rowDep: correlated || test.rowDep, safe: test.safe}
+	switch e.SubLinkType {
+	case pg_query.SubLinkType_EXISTS_SUBLINK:
+	case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
+		op := "="
+		if opNames := names(e.OperName); len(opNames) > 0 {
+			op = opNames[len(opNames)-1]
+		}
+		var first uint32
+		if len(cols) == 1 {
+			first = cols[0].Type
+		}
+		info.safe = info.safe && (!info.rowDep || a.operatorLeakproof(op, test.typ, first))
+	case pg_query.SubLinkType_EXPR_SUBLINK:
+		// A correlated scalar subquery fails with "more than one row" depending on the outer row.
+		info.safe = info.safe && !correlated
+		info.typ = 0
+		if len(cols) == 1 {
+			info.typ = cols[0].Type
+		}
+	case pg_query.SubLinkType_ARRAY_SUBLINK:
+		info.typ = 0
+	default:
+		info.safe = false
+	}
+	return info, nil
+}
+
+func depth(sc *scope) int {
+	d := 0
+	for s := sc; s != nil; s = s.parent {
+		d++
+	}
+	return d
+}
+
+// columnExpr analyzes a column reference.
+func (a *analyzer) columnExpr(cr *pg_query.ColumnRef, sc *scope) (exprInfo, error) {
+	typ, item := a.resolveColumn(cr, sc)
+	if item != nil && item.rel != nil && item.rel.Schema == "pg_catalog" && item.rel.Name == "pg_class" && typ == 0 &&
+		len(cr.Fields) == 1 {
+		return exprInfo{}, a.at(refusef(ReasonCatalogColumn, "a whole-row reference to pg_class includes reltuples"), cr.Location)
+	}
+	return exprInfo{typ: typ, rowDep: true, safe: true}, nil
+}
+
+// resolveColumn finds the type of a column reference and the FROM item it refers to, searching the level
+// and then the enclosing ones as PostgreSQL does. It records correlation, system columns and stars.
+func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *rangeItem) {
+	fields := cr.Fields
+	star := fields[len(fields)-1].GetAStar() != nil
+	var qual []string
+	for _, f := range fields[:len(fields)-1] {
+		qual = append(qual, stringValue(f))
+	}
+	col := ""
+	if !star {
+		col = stringValue(fields[len(fields)-1])
+	}
+	d := depth(sc)
+	for s := sc; s != nil; s, d = s.parent, d-1 {
+		for _, it := range s.items {
+			if !matchesQualifier(it, qual) {
+				continue
+			}
+			if star {
+				it.star = true
+				if len(qual) > 0 {
+					return 0, it
+				}
+				continue
+			}
+			if len(qual) == 0 && it.cols == nil {
+				continue // an unknown item might have it; keep looking for a known one
+			}
+			if c, ok := findColumn(it.cols, col); ok {
+				a.noteLevel(d)
+				if len(qual) == 2 && it.target != nil && it.rv().Alias == nil && !slices.Contains(it.target.schemaRefs, cr) {
+					it.target.schemaRefs = append(it.target.schemaRefs, cr)
+				}
+				return c.Type, it
+			}
+			if slices.Contains(systemColumns, col) && it.rel != nil {
+				if it.target != nil && !slices.Contains(it.target.sysCols, col) {
+					it.target.sysCols = append(it.target.sysCols, col)
+				}
+				a.noteLevel(d)
+				return 0, it
+			}
+			if len(qual) > 0 {
+				a.noteLevel(d)
+				return 0, it // ref.col of an item whose columns are unknown, or a whole-row field
+			}
+		}
+		if len(qual) == 0 && !star {
+			// A bare name can also be a whole-row reference to an item of this level.
+			for _, it := range s.items {
+				if it.ref == col {
+					a.noteLevel(d)
+					return 0, it
+				}
+			}
+		}
+	}
+	return 0, nil
+}
+
+// noteLevel records that a column reference resolved at scope depth d, marking the subqueries it is
+// correlated with.
+func (a *analyzer) noteLevel(d int) {
+	for i, f := range a.frames {
+		if d < f {
+			a.correlated[i] = true
+		}
+	}
+}
+
+func matchesQualifier(it *rangeItem, qual []string) bool {
+	switch len(qual) {
+	case 0:
+		return true
+	case 1:
+		return it.ref == qual[0]
+	case 2:
+		return it.rel != nil && it.ref == it.rel.Name && it.rel.Schema == qual[0] && it.rel.Name == qual[1]
+	}
+	return false
+}
+
+func findColumn(cols []Column, name string) (Column, bool) {
+	for _, c := range cols {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// systemColumns refuses a level that reads both system columns and * of a tenant relation that enforce
+// mode wraps: the wrapper exposes the system columns as ordinary ones, and * would then include them.
+func (a *analyzer) systemColumns(lvl *scope) error {
+	if a.mode != ModeEnforce || a.postCheck {
+		return nil
+	}
+	for _, it := range lvl.items {
+		if it.target != nil && len(it.target.sysCols) > 0 && it.star {
+			return a.scoping(refusef(ReasonSystemColumn, "system columns of %s cannot be read together with *", it.rel.QualifiedName()))
+		}
+	}
+	return nil
+}
+
+// functionIs reports whether what a call may resolve to has a property, in every schema it may resolve to.
+func (a *analyzer) functionIs(fc *pg_query.FuncCall, property func(*Function) bool) bool {
+	schemas, name := a.functionSchemas(fc)
+	if len(schemas) == 0 {
+		return false
+	}
+	for _, s := range schemas {
+		if f := a.cat.Function(s, name); f == nil || !property(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// functionSchemas returns the schemas a function call may resolve to: its schema if qualified, else every
+// schema of the search path that has a function of that name (PostgreSQL picks among all of them by
+// argument types).
+func (a *analyzer) functionSchemas(fc *pg_query.FuncCall) ([]string, string) {
+	parts := names(fc.Funcname)
+	switch len(parts) {
+	case 1:
+		var schemas []string
+		for _, s := range a.cat.SearchPath {
+			if a.cat.Function(s, parts[0]) != nil {
+				schemas = append(schemas, s)
+			}
+		}
+		return schemas, parts[0]
+	case 2:
+		if a.cat.Function(parts[0], parts[1]) != nil {
+			return []string{parts[0]}, parts[1]
+		}
+		return nil, parts[1]
+	}
+	return nil, strings.Join(parts, ".")
+}
+
+// function applies the function policy to a call anywhere in a statement.
+func (a *analyzer) function(fc *pg_query.FuncCall) error {
+	schemas, name := a.functionSchemas(fc)
+	if len(schemas) == 0 {
+		return a.at(refusef(ReasonUnknownFunction, "function %s is not in tenantproxy's catalog", strings.Join(names(fc.Funcname), ".")), fc.Location)
+	}
+	for _, s := range schemas {
+		if s != "pg_catalog" {
+			if !matchName(a.pol.AllowedFunctions, s+"."+name) && !matchName(a.pol.AllowedFunctions, name) {
+				return a.at(refusef(ReasonFunction, "user-defined function %s.%s can read any row; list it in allowed_functions if it is safe", QuoteIdent(s), QuoteIdent(name)), fc.Location)
+			}
+			continue
+		}
+		if matchName(DefaultDeniedFunctions, name) || matchName(a.pol.DeniedFunctions, name) {
+			return a.at(refusef(ReasonFunction, "function %s is not allowed", name), fc.Location)
+		}
+	}
+	if name == "set_config" && slices.Contains(schemas, "pg_catalog") {
+		return a.setConfig(fc)
+	}
+	if name == "pg_notify" && slices.Contains(schemas, "pg_catalog") {
+		return a.notifyCall(fc)
+	}
+	return nil
+}
+
+// setConfig allows set_config() only with a constant setting name that is not protected.
+func (a *analyzer) setConfig(fc *pg_query.FuncCall) error {
+	if len(fc.Args) > 0 {
+		if c := fc.Args[0].GetAConst(); c != nil && c.GetSval() != nil {
+			value := ""
+			if len(fc.Args) > 1 {
+				if v := fc.Args[1].GetAConst(); v != nil {
+					value, _ = constText(v)
+				}
+			}
+			if err := a.settable(strings.ToLower(c.GetSval().Sval), value); err != nil {
+				return a.at(err, fc.Location)
+			}
+			return nil
+		}
+	}
+	return a.at(refusef(ReasonProtectedSetting, "set_config() needs the setting name as a constant, so tenantproxy can check it"), fc.Location)
+}
+
+// columnRef refuses catalog columns that count every workspace's rows.
+func (a *analyzer) columnRef(cr *pg_query.ColumnRef) error {
+	if !a.usesPgClas {
+		return nil
+	}
+	last := cr.Fields[len(cr.Fields)-1]
+	if last.GetAStar() != nil {
+		return a.at(refusef(ReasonCatalogColumn, "* over pg_class includes reltuples and relpages, which count every workspace's rows; name the columns"), cr.Location)
+	}
+	if col := stringValue(last); col == "reltuples" || col == "relpages" || col == "relallvisible" {
+		return a.at(refusef(ReasonCatalogColumn, "pg_class.%s counts every workspace's rows", col), cr.Location)
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+package rewrite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+// explain scopes the explained statement and forces COSTS OFF: row estimates come from statistics over
+// every workspace's rows. EXPLAIN ANALYZE is refused: it runs the statement and reports rows other
+// workspaces' rows as filtered out.
+func (a *analyzer) explain(s *pg_query.ExplainStmt) error {
+	var opts []string
+	for _, o := range s.Options {
+		d := o.GetDefElem()
+		if d == nil {
+			return refusef(ReasonUnsupportedSyntax, "unexpected EXPLAIN option")
+		}
+		name := strings.ToLower(d.Defname)
+		val, err := defElemValue(d)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "analyze":
+			if val == "" || truthy(val) {
+				if err := a.scoping(refusef(ReasonExplainAnalyze, "EXPLAIN ANALYZE reports rows of other workspaces")); err != nil {
+					return err
+				}
+			}
+		case "costs":
+			continue
+		}
+		opts = append(opts, strings.TrimSpace(name+" "+val))
+	}
+	if err := a.stmt(s.Query, nil, true); err != nil {
+		return err
+	}
+	if a.mode == ModeAudit {
+		return nil
+	}
+	// Replace the head, EXPLAIN and its options, with one that says COSTS OFF.
+	t := a.txt
+	i, err := t.from(a.stmtStart)
+	if err != nil {
+		return err
+	}
+	j := i + 1
+	if j < len(t.toks) && t.toks[j].kind == pg_query.Token_ASCII_40 {
+		c, err := t.closing(j)
+		if err != nil {
+			return err
+		}
+		j = c + 1
+	}
+	for j < len(t.toks) && (t.toks[j].kind == pg_query.Token_ANALYZE || t.toks[j].kind == pg_query.Token_VERBOSE) {
+		j++
+	}
+	if j >= len(t.toks) {
+		return refusef(ReasonUnsupportedSyntax, "EXPLAIN without a statement")
+	}
+	t.replace(t.toks[i].start, t.toks[j].start, "EXPLAIN ("+strings.Join(append(opts, "COSTS OFF"), ", ")+") ")
+	return nil
+}
+
+// defElemValue renders the value of an option for SQL text.
+func defElemValue(d *pg_query.DefElem) (string, error) {
+	switch v := nodeMessage(d.Arg).(type) {
+	case nil:
+		return "", nil
+	case *pg_query.String:
+		if isWord(v.Sval) {
+			return v.Sval, nil
+		}
+		return QuoteLiteral(v.Sval), nil
+	case *pg_query.Integer:
+		return strconv.Itoa(int(v.Ival)), nil
+	case *pg_query.Boolean:
+		return strconv.FormatBool(v.Boolval), nil
+	case *pg_query.A_Const:
+		if s, ok := constText(v); ok && isWord(s) {
+			return s, nil
+		}
+	}
+	return "", refusef(ReasonUnsupportedSyntax, "unexpected value of option %s", d.Defname)
+}
+
+func isWord(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	})
+}
+
+func truthy(s string) bool {
+	switch strings.ToLower(s) {
+	case "true", "on", "1", "yes":
+		return true
+	}
+	return false
+}
+
+// prepare scopes the statement of an SQL-level PREPARE; EXECUTE then runs a scoped statement.
+func (a *analyzer) prepare(s *pg_query.PrepareStmt) error {
+	saved := a.paramTypes
+	a.paramTypes = nil
+	for _, n := range s.Argtypes {
+		a.paramTypes = append(a.paramTypes, a.typeOID(n.GetTypeName()))
+	}
+	a.inPrepare = true
+	defer func() { a.paramTypes, a.inPrepare = saved, false }()
+	return a.stmt(s.Query, nil, true)
+}
+
+// copyStmt handles COPY. COPY of a tenant table TO STDOUT becomes COPY of a scoped query; COPY FROM STDIN
+// into a tenant table is refused, since the proxy does not check rows it cannot see parsed; files and
+// programs are refused.
+func (a *analyzer) copyStmt(s *pg_query.CopyStmt) error {
+	if s.IsProgram || s.Filename != "" {
+		return refusef(ReasonCopyFile, "COPY to or from a file or program runs on the database server; use STDIN or STDOUT")
+	}
+	if s.Query != nil {
+		return a.stmt(s.Query, nil, true)
+	}
+	rv := s.Relation
+	a.handled[rv] = true
+	rel, err := a.resolve(rv)
+	if err != nil {
+		return err
+	}
+	a.addRelation(rel)
+	if s.IsFrom {
+		if err := a.write(); err != nil {
+			return err
+		}
+		switch {
+		case rel.IsTenant():
+			return a.scoping(a.at(refusef(ReasonCopyFrom, "COPY FROM STDIN into tenant table %s cannot be checked row by row; use INSERT", rel.QualifiedName()), rv.Location))
+		case rel.WritableGlobal:
+			return nil
+		case rel.Global:
+			return a.at(refusef(ReasonGlobalWrite, "global table %s is read-only", rel.QualifiedName()), rv.Location)
+		}
+		return a.at(refusef(ReasonUnscopedRelation, "relation %s has no %s column and is not a global table", rel.QualifiedName(), QuoteIdent(a.pol.TenantColumn)), rv.Location)
+	}
+	switch {
+	case rel.IsTenant():
+		a.addTarget(&target{rv: rv, rel: rel, ref: rv.Relname, col: rel.TenantColumn().Name, copy: s})
+		return nil
+	case rel.Kind == KindSequence:
+		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed", rel.QualifiedName()), rv.Location)
+	case rel.Global, isCatalogSchema(rel.Schema):
+		return nil
+	}
+	return a.at(refusef(ReasonUnscopedRelation, "relation %s has no %s column and is not a global table", rel.QualifiedName(), QuoteIdent(a.pol.TenantColumn)), rv.Location)
+}
+
+// set handles SET. RESET, RESET ALL and SET ... TO DEFAULT are always allowed: every setting returns to
+// its session start value, which the proxy chose or checked.
+func (a *analyzer) set(s *pg_query.VariableSetStmt) error {
+	if s.Kind != pg_query.VariableSetKind_VAR_SET_VALUE {
+		return nil
+	}
+	value := ""
+	if len(s.Args) == 1 {
+		if c := s.Args[0].GetAConst(); c != nil {
+			value, _ = constText(c)
+		}
+	}
+	if err := a.settable(strings.ToLower(s.Name), value); err != nil {
+		return err
+	}
+	return nil
+}
+
+// settable refuses setting name to value when the setting is protected.
+func (a *analyzer) settable(name, value string) *Error {
+	switch {
+	case name == strings.ToLower(a.pol.TenantSetting):
+		return refusef(ReasonProtectedSetting, "%s is set by tenantproxy to the workspace's id", a.pol.TenantSetting)
+	case !protectedSettings[name]:
+		return nil
+	case name == "standard_conforming_strings" && truthy(value):
+		return nil
+	case name == "client_encoding" && value != "" && !ClientOnlyEncoding(value):
+		return nil
+	case name == "role" || name == "session_authorization":
+		return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy", name)
+	}
+	return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy: it changes which relations names resolve to or how the server reads SQL text", name)
+}
+
+// clientOnlyEncodings are PostgreSQL's client-only encodings, as normalised by its clean_encoding_name.
+// Their multi-byte characters can contain the bytes of a quote or backslash, so the server (after
+// converting them) and the proxy's parser (reading the raw bytes) would tokenise the same text
+// differently: a statement the proxy read as harmless could be another statement to the server.
+var clientOnlyEncodings = []string{
+	"sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004",
+	"big5", "win950", "windows950", "gbk", "win936", "windows936", "uhc", "win949", "windows949",
+	"gb18030", "johab",
+}
+
+// ClientOnlyEncoding reports whether name is one of PostgreSQL's client-only encodings.
+func ClientOnlyEncoding(name string) bool {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return slices.Contains(clientOnlyEncodings, b.String())
+}
+
+// ChannelPrefix returns the prefix of the workspace's LISTEN/NOTIFY channels on the server. It is derived
+// from the workspace id so that no two workspaces share a channel, and is short, since channel names are
+// limited to 63 bytes.
+func ChannelPrefix(t *tenant.Context) string {
+	sum := sha256.Sum256([]byte(t.ID))
+	return "w" + hex.EncodeToString(sum[:6]) + ":"
+}
+
+// maxChannel is the longest channel name PostgreSQL accepts (NAMEDATALEN - 1).
+const maxChannel = 63
+
+// channel namespaces the channel of LISTEN, UNLISTEN and NOTIFY to the workspace.
+func (a *analyzer) channel(s any) error {
+	if a.mode == ModeAudit || a.postCheck {
+		return nil
+	}
+	var name string
+	switch s := s.(type) {
+	case *pg_query.ListenStmt:
+		name = s.Conditionname
+	case *pg_query.UnlistenStmt:
+		name = s.Conditionname
+	case *pg_query.NotifyStmt:
+		name = s.Conditionname
+	}
+	if name == "" {
+		return nil // UNLISTEN *: every channel of this session is the workspace's
+	}
+	prefixed := ChannelPrefix(a.tenant) + name
+	if len(prefixed) > maxChannel {
+		return refusef(ReasonChannelName, "channel name %q is too long: at most %d bytes", name, maxChannel-len(ChannelPrefix(a.tenant)))
+	}
+	i, err := a.txt.from(a.stmtStart)
+	if err != nil || i+1 >= len(a.txt.toks) {
+		return refusef(ReasonUnsupportedSyntax, "cannot find the channel name")
+	}
+	tk := a.txt.toks[i+1]
+	a.txt.replace(tk.start, tk.end, QuoteIdent(prefixed))
+	return nil
+}
+
+// notifyCall namespaces the channel argument of pg_notify().
+func (a *analyzer) notifyCall(fc *pg_query.FuncCall) error {
+	if a.mode == ModeAudit || a.postCheck || len(fc.Args) == 0 {
+		return nil
+	}
+	t := a.txt
+	i, err := t.at(int(fc.Location))
+	if err != nil {
+		return err
+	}
+	d := t.toks[i].depth
+	open := t.nextAtDepth(i, len(t.toks), d, pg_query.Token_ASCII_40)
+	if open < 0 || open+1 >= len(t.toks) {
+		return refusef(ReasonUnsupportedSyntax, "cannot find the arguments of pg_notify")
+	}
+	end := t.nextAtDepth(open, len(t.toks), d+1, pg_query.Token_ASCII_44) // ,
+	if end < 0 {
+		if end, err = t.closing(open); err != nil {
+			return err
+		}
+	}
+	t.insert(t.toks[open+1].start, QuoteLiteral(ChannelPrefix(a.tenant))+" || (")
+	t.insert(t.toks[end-1].end, ")")
+	return nil
+}
+
+// scoping passes on a refusal that is about scoping: audit mode forwards the statement and records what
+// enforce would have refused instead; the other modes refuse.
+func (a *analyzer) scoping(err error) error {
+	e, ok := err.(*Error)
+	if ok && a.mode == ModeAudit {
+		a.alerts = append(a.alerts, Alert{Reason: e.Reason, Text: e.Text, Relations: slices.Clone(a.relations)})
+		return nil
+	}
+	return err
+}
