@@ -84,7 +84,7 @@ type Result struct {
 	// Relations are the relations the statement reads or writes, schema-qualified.
 	Relations []string
 	// Writes is set when the statement changes data.
-	Writes bool
+	Writes    bool
 	positions *PositionMap
 }
 

@@ -130,7 +130,9 @@ func (t *text) lastAtDepth(i, limit, d int) int {
 }
 
 // insert plans inserting s at byte offset off.
-func (t *text) insert(off int, s string) { t.edits = append(t.edits, edit{start: off, end: off, repl: s}) }
+func (t *text) insert(off int, s string) {
+	t.edits = append(t.edits, edit{start: off, end: off, repl: s})
+}
 
 // replace plans replacing sql[start:end].
 func (t *text) replace(start, end int, s string) {
