@@ -69,10 +69,18 @@ type testProxy struct {
 	Logs *observer.ObservedLogs
 }
 
-// startProxy starts a proxy for the test; opts adjust its configuration before it is validated.
+// startProxy starts a proxy for the test in front of testSchema; opts adjust its configuration before it
+// is validated.
 func startProxy(t *testing.T, opts ...func(*config.Config)) *testProxy {
 	t.Helper()
-	db := pgtest.NewDatabase(t, testSchema)
+	return startProxyWith(t, testSchema, opts...)
+}
+
+// startProxyWith starts a proxy in front of a fresh database made by schema, which must create the
+// tables of testTables (the configuration names shared_notes as a writable global table).
+func startProxyWith(t *testing.T, schema string, opts ...func(*config.Config)) *testProxy {
+	t.Helper()
+	db := pgtest.NewDatabase(t, schema)
 	p := &testProxy{DB: db, Keys: map[string]string{}, DiagPath: filepath.Join(t.TempDir(), "diagnostics.jsonl")}
 	cfg := &config.Config{
 		Listen:               "127.0.0.1:0",
