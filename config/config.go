@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tenantproxy/tenantproxy/auth"
+	"github.com/tenantproxy/tenantproxy/rewrite"
 	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
@@ -335,6 +336,18 @@ func identifier(s string) (string, error) {
 		return "", fmt.Errorf("%s: identifier must be 1-%d bytes without NUL", s, maxIdentifierLength)
 	}
 	return name, nil
+}
+
+// Policy returns the rewriter's policy.
+func (c *Config) Policy() rewrite.Policy {
+	column, _ := c.Tenant.ColumnName()
+	return rewrite.Policy{
+		TenantColumn:     column,
+		TenantSetting:    c.Tenant.Setting,
+		AllowedFunctions: c.AllowedFunctions,
+		DeniedFunctions:  c.DeniedFunctions,
+		RefusedRelations: c.Catalog.RefusedRelations,
+	}
 }
 
 // Verifiers parses the workspace's key verifiers and checks they can be tried in one SCRAM exchange.

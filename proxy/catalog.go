@@ -59,22 +59,10 @@ func (srv *Server) LoadCatalog(ctx context.Context) error {
 			}
 		}
 	}
-	srv.rewriter.Store(rewrite.New(cat, srv.policy()))
+	srv.rewriter.Store(rewrite.New(cat, srv.cfg.Policy()))
 	srv.catalogLoaded.Store(time.Now().UnixNano())
 	srv.log.Info("catalog loaded", zap.Int("tenant_relations", tenants), zap.Int("server_version", cat.ServerVersion))
 	return nil
-}
-
-// policy is the rewriter's policy from the configuration.
-func (srv *Server) policy() rewrite.Policy {
-	column, _ := srv.cfg.Tenant.ColumnName()
-	return rewrite.Policy{
-		TenantColumn:     column,
-		TenantSetting:    srv.cfg.Tenant.Setting,
-		AllowedFunctions: srv.cfg.AllowedFunctions,
-		DeniedFunctions:  srv.cfg.DeniedFunctions,
-		RefusedRelations: srv.cfg.Catalog.RefusedRelations,
-	}
 }
 
 // RefreshCatalog reloads the catalog every interval until ctx ends, and sooner when a statement names a

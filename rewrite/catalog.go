@@ -1,6 +1,10 @@
 package rewrite
 
-import "strings"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // RelKind is a relation's kind, as pg_class.relkind spells it.
 type RelKind byte
@@ -110,6 +114,48 @@ func (c *Catalog) Relation(schema, name string) *Relation {
 // Function looks up a function by schema and name.
 func (c *Catalog) Function(schema, name string) *Function {
 	return c.Functions[schema][name]
+}
+
+// MarkGlobal marks the relations named in global (readable by every workspace) and writable (writable
+// too, and so global as well) and returns warnings for names that do not resolve, or that name a relation
+// with the tenant column: such a relation stays a tenant relation, scoped to the workspace. A name is
+// "schema.name", or "name" resolved through the search path as in a statement.
+func (c *Catalog) MarkGlobal(global, writable []string) (warnings []string) {
+	isWritable := map[string]bool{}
+	for _, name := range writable {
+		isWritable[name] = true
+	}
+	seen := map[string]bool{}
+	for _, name := range append(slices.Clone(global), writable...) {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r := c.resolveName(name)
+		switch {
+		case r == nil:
+			warnings = append(warnings, fmt.Sprintf("global table %q does not exist (search path %s)", name, strings.Join(c.SearchPath, ", ")))
+		case r.IsTenant():
+			warnings = append(warnings, fmt.Sprintf("global table %s has the tenant column: it is treated as a tenant relation, scoped to the workspace", r.QualifiedName()))
+		default:
+			r.Global = true
+			r.WritableGlobal = r.WritableGlobal || isWritable[name]
+		}
+	}
+	return warnings
+}
+
+// resolveName finds the relation "schema.name" or "name" (through the search path) names.
+func (c *Catalog) resolveName(name string) *Relation {
+	if schema, rel, ok := strings.Cut(name, "."); ok {
+		return c.Relation(schema, rel)
+	}
+	for _, s := range c.SearchPath {
+		if r := c.Relation(s, name); r != nil {
+			return r
+		}
+	}
+	return nil
 }
 
 // QuoteIdent quotes an identifier for SQL text.

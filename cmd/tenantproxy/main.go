@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,7 +15,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, stop, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "tenantproxy:", err)
+		if !errors.Is(err, errRefused) { // check has printed its decision
+			fmt.Fprintln(os.Stderr, "tenantproxy:", err)
+		}
 		os.Exit(1)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -272,5 +273,46 @@ func TestDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(dir[1])); !os.IsNotExist(err) {
 		t.Fatalf("demo left %s behind (%v)", filepath.Dir(dir[1]), err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	schema := filepath.Join(dir, "schema.sql")
+	writeFile(t, schema, "CREATE TABLE items (workspace_id text NOT NULL, id int, name text);\nCREATE TABLE plans (id int, name text);\nCREATE TABLE logs (msg text);\n")
+	db := pgtest.NewDatabase(t, "CREATE TABLE items (workspace_id text NOT NULL, id int, name text);")
+	path := filepath.Join(dir, "tp.yaml")
+	writeFile(t, path, "upstream: '"+db.DSN+"'\nglobal_tables: [plans]\nworkspaces:\n  - {id: 7f3c2a, slug: acme}\n")
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		refused bool
+		want    []string
+	}{
+		{"offline scoped", []string{"--schema", schema, "SELECT name FROM items WHERE id = 1"}, false,
+			[]string{"decision:  rewritten", `WHERE tp_."workspace_id" = '7f3c2a'`, "relations: public.items"}},
+		{"offline global", []string{"--schema", schema, "SELECT name FROM plans"}, false, []string{"decision:  forwarded unchanged"}},
+		{"offline refused", []string{"--schema", schema, "SELECT * FROM logs"}, true,
+			[]string{"decision:  refused", "reason:    unscoped_relation (SQLSTATE 42501)"}},
+		{"offline verify mode", []string{"--schema", schema, "--mode", "verify", "SELECT * FROM items WHERE workspace_id = $1"}, false,
+			[]string{"check:     $1 must be bound to the workspace's id"}},
+		{"live catalog", []string{"SELECT * FROM items"}, false, []string{"decision:  rewritten"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runCLI(ctx, "", append([]string{"check", "--config", path, "--workspace", "acme"}, tc.args...)...)
+			if tc.refused != errors.Is(err, errRefused) || !tc.refused && err != nil {
+				t.Fatalf("check returned %v, want refused=%v\n%s", err, tc.refused, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	if _, err := runCLI(ctx, "", "check", "--config", path, "--workspace", "nobody", "SELECT 1"); err == nil || errors.Is(err, errRefused) {
+		t.Errorf("check for an unknown workspace: %v", err)
 	}
 }

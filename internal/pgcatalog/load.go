@@ -352,51 +352,9 @@ func (l *loader) casts(rows pgx.Rows) error {
 
 // markGlobal applies Options.Global and Options.WritableGlobal to the loaded relations.
 func (l *loader) markGlobal() {
-	writable := map[string]bool{}
-	for _, name := range l.opts.WritableGlobal {
-		writable[name] = true
+	for _, w := range l.cat.MarkGlobal(l.opts.Global, l.opts.WritableGlobal) {
+		l.warnf("%s", w)
 	}
-	seen := map[string]bool{}
-	for _, name := range slices.Concat(l.opts.Global, l.opts.WritableGlobal) {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		r := l.resolve(name)
-		switch {
-		case r == nil:
-			l.warnf("global table %q does not exist (searched %s)", name, strings.Join(l.searched(name), ", "))
-		case r.IsTenant():
-			l.warnf("global table %s has the tenant column %s: it is treated as a tenant relation, scoped to the workspace",
-				r.QualifiedName(), rewrite.QuoteIdent(l.opts.TenantColumn))
-		default:
-			r.Global = true
-			r.WritableGlobal = r.WritableGlobal || writable[name]
-		}
-	}
-}
-
-// resolve finds the relation a global_tables entry names: "schema.name" directly, "name" in the first
-// search-path schema that has it, as PostgreSQL resolves an unqualified name in a statement.
-func (l *loader) resolve(name string) *rewrite.Relation {
-	schema, rel := splitName(name)
-	if schema != "" {
-		return l.cat.Relation(schema, rel)
-	}
-	for _, s := range l.cat.SearchPath {
-		if r := l.cat.Relation(s, rel); r != nil {
-			return r
-		}
-	}
-	return nil
-}
-
-// searched lists the schemas resolve looked in, for the warning.
-func (l *loader) searched(name string) []string {
-	if schema, _ := splitName(name); schema != "" {
-		return []string{schema}
-	}
-	return l.cat.SearchPath
 }
 
 // splitName splits a global_tables entry at its first dot. Entries are exact names (already unquoted), so
