@@ -122,6 +122,13 @@ func TestKeysNewAndHash(t *testing.T) {
 	}
 }
 
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -247,9 +254,14 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the printed line for %s does not connect: %v", l[1], err)
 		}
-		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM projects").Scan(&n); err != nil || n == 0 {
-			t.Fatalf("%s: SELECT from the demo schema: %d, %v", l[1], n, err)
+		// Each workspace sees its own two projects, not the other's.
+		var n, workspaces int
+		if err := conn.QueryRow(ctx, "SELECT count(*), count(DISTINCT workspace_id) FROM projects").Scan(&n, &workspaces); err != nil || n != 2 || workspaces != 1 {
+			t.Fatalf("%s: SELECT from the demo schema: %d rows of %d workspaces, %v", l[1], n, workspaces, err)
+		}
+		_, err = conn.Exec(ctx, "INSERT INTO projects (workspace_id, id, name) VALUES ('9e81d4', 9, 'x'), ('7f3c2a', 9, 'x')")
+		if !strings.Contains(fmtErr(err), "tenant_value_mismatch") {
+			t.Fatalf("%s: cross-tenant INSERT: %v, want tenant_value_mismatch", l[1], err)
 		}
 		var ws string
 		if err := conn.QueryRow(ctx, "SELECT current_setting('tenantproxy.workspace_id')").Scan(&ws); err != nil || ws == "" {
