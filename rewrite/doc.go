@@ -1,13 +1,31 @@
-// Package rewrite is the seam every SQL statement passes through before tenantproxy forwards it: SQL text
-// and a tenant context in, a decision out. It is pure — no sockets, no logging, no globals — so that it can
-// be tested exhaustively from golden files (../testdata/rewrite).
+// Package rewrite decides what tenantproxy does with each statement a workspace sends: SQL text, tenant and
+// catalog in, decision out. It is pure — no sockets, no logging, no mutable globals — so it is tested
+// exhaustively from golden files (../testdata/rewrite) and fuzzed.
 //
 // Main types:
-//   - Rewriter: decides about one statement text (a Query message may hold several statements; they are
-//     decided together, all or nothing).
-//   - Result: what to forward.
-//   - Error: a refusal, carrying the SQLSTATE, a stable reason code and the position in the client's text.
+//   - Catalog: the upstream's relations (and whether they have the tenant column), operators, functions,
+//     types and search path. Builtin and CatalogFromDDL build one offline.
+//   - Policy and Mode: the configuration that applies.
+//   - Rewriter: decides about one statement text (Input) and caches decisions per workspace.
+//   - Result: what to forward, the parameters to check at Bind, alerts; Error: a refusal with SQLSTATE,
+//     stable Reason and position.
 //
-// Statements are parsed with pg_query (PostgreSQL's own parser, version 16 grammar). A statement that does
-// not parse is refused: what the proxy cannot read, it cannot vouch for.
+// # How a statement is decided (rewrite.go)
+//
+//	text ──scan──> tokens (text.go)        limits on size and nesting, before parsing
+//	     ──parse─> pg_query tree
+//	     ──analyze (analyze.go, query.go, expr.go, insert.go, modify.go, utility.go)──> refusals, or
+//	         the tenant references (targets) with their scope, join path and filters,
+//	         whether any filter is not leakproof, INSERT fixes, parameter checks
+//	     ──check (analyze.go, walk.go)──> every relation reference anywhere accounted for, every function
+//	         call allowed: a construct the analysis does not know cannot carry a reference past it
+//	     ──decide (verify.go)──> verify: every reference constrained; audit: report; enforce: plan
+//	     ──plan (plan.go)──> edits spliced into the client's own text
+//	     ──post-check (rewrite.go)──> the output parsed again must pass verify mode
+//
+// The rewriter never regenerates SQL from the tree: it edits the client's text at positions the tree and
+// the scanner give. The output keeps the client's comments, formatting and literals, error positions map
+// back exactly (PositionMap), and a fault in an edit cannot pass the post-check unnoticed.
+//
+// Fail closed: a statement kind, FROM item or node the analysis does not know is refused, never passed on.
 package rewrite

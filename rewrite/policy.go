@@ -51,7 +51,7 @@ var DefaultRefusedRelations = []string{
 	"pg_catalog.pg_statistic", "pg_catalog.pg_statistic_ext_data", // column statistics: values of every row
 	"pg_catalog.pg_stats", "pg_catalog.pg_stats_ext", "pg_catalog.pg_stats_ext_exprs",
 	"pg_catalog.pg_stat_*", "pg_catalog.pg_statio_*", // row counts, queries and activity of every session
-	"pg_catalog.pg_locks", "pg_catalog.pg_prepared_xacts", "pg_catalog.pg_cursors",
+	"pg_catalog.pg_locks", "pg_catalog.pg_prepared_xacts",
 	"pg_catalog.pg_largeobject", "pg_catalog.pg_largeobject_metadata",
 	"pg_catalog.pg_sequences", // last_value of every sequence
 	"pg_catalog.pg_authid", "pg_catalog.pg_shadow", "pg_catalog.pg_user_mapping", "pg_catalog.pg_user_mappings",
