@@ -322,3 +322,26 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
+
+// TestTenantSettingSurvivesReset: RESET and DISCARD return settings to their session start values; the
+// tenant setting was set in the startup packet, so it stays the workspace's id, and setting it is refused.
+func TestTenantSettingSurvivesReset(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	ctx := ctxT(t, 10*time.Second)
+	conn := p.Connect(t, acme)
+	for _, sql := range []string{"RESET ALL", "DISCARD ALL", "RESET tenantproxy.workspace_id", "SET SESSION AUTHORIZATION DEFAULT"} {
+		if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		var ws string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('tenantproxy.workspace_id')", pgx.QueryExecModeSimpleProtocol).Scan(&ws); err != nil || ws != acmeID {
+			t.Fatalf("after %s the tenant setting is %q (%v), want %s", sql, ws, err, acmeID)
+		}
+	}
+	for _, sql := range []string{"SET tenantproxy.workspace_id = '9e81d4'", "SELECT set_config('tenantproxy.workspace_id', '9e81d4', false)"} {
+		if _, err := conn.Exec(ctx, sql); !strings.Contains(fmtErr(err), "protected_setting") {
+			t.Fatalf("%s: %v, want protected_setting", sql, err)
+		}
+	}
+}
