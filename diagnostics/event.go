@@ -23,6 +23,8 @@ const (
 	// what enforce would have refused or scoped; in any mode, an explicit reference to another
 	// workspace's id.
 	EventCrossTenantAlert EventType = "cross_tenant_alert"
+	// EventStatement: a statement was executed (the audit trail, when diagnostics.audit is on).
+	EventStatement EventType = "statement"
 	// EventTenantMismatch: a statement was refused because it gave the tenant column another workspace's
 	// id (a literal, or a bound parameter).
 	EventTenantMismatch EventType = "tenant_value_mismatch"

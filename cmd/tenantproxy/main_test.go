@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -326,5 +327,29 @@ func TestCheck(t *testing.T) {
 	}
 	if _, err := runCLI(ctx, "", "check", "--config", path, "--workspace", "nobody", "SELECT 1"); err == nil || errors.Is(err, errRefused) {
 		t.Errorf("check for an unknown workspace: %v", err)
+	}
+}
+
+func TestReport(t *testing.T) {
+	log := filepath.Join("..", "..", "testdata", "report", "events.jsonl")
+	out, err := runCLI(context.Background(), "", "report", "--format", "json", "--workspace", "globex", "--since", "2026-11-24T10:11:00Z", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Events   int
+		ByReason map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("report --format json: %v\n%s", err, out)
+	}
+	if s.Events != 3 || s.ByReason["tenant_value_mismatch"] != 2 || s.ByReason["unparsable"] != 1 {
+		t.Fatalf("report of globex since 10:11: %+v", s)
+	}
+	if _, err := runCLI(context.Background(), "", "report", "--since", "yesterday", log); err == nil {
+		t.Error("report accepted --since yesterday")
+	}
+	if out, err := runCLI(context.Background(), "", "report", "--since", "1h", log); err != nil || !strings.Contains(out, "No events.") {
+		t.Errorf("report --since 1h of an old log: %v\n%s", err, out)
 	}
 }
