@@ -61,6 +61,9 @@ type Config struct {
 	DeniedFunctions []string `yaml:"denied_functions"`
 	// Catalog configures how the proxy reads the upstream catalog.
 	Catalog Catalog `yaml:"catalog"`
+	// RLS says row-level security is part of the deployment: isolation checks then require it, with a
+	// policy on the tenant setting, on every tenant table (`tenantproxy rls` prints the SQL). Default false.
+	RLS bool `yaml:"rls"`
 	// Workspaces are the tenants allowed to connect.
 	Workspaces []Workspace `yaml:"workspaces"`
 	// Diagnostics configures what the proxy reports.
@@ -122,6 +125,11 @@ type Diagnostics struct {
 	// Log is the JSON-lines file refusals and alerts are appended to; "-" is standard output.
 	// Default ./tenantproxy-diagnostics.jsonl.
 	Log string `yaml:"log"`
+	// Audit adds one event per executed statement: who accessed which workspace's data. Default false.
+	Audit bool `yaml:"audit"`
+	// VerifyInterval is how often the running proxy checks isolation (as `tenantproxy verify` does); 0
+	// disables the check. Default 5m.
+	VerifyInterval *time.Duration `yaml:"verify_interval"`
 }
 
 // Admin configures the operator HTTP endpoint.
@@ -151,15 +159,16 @@ type Timeouts struct {
 
 // Default values of optional fields.
 const (
-	DefaultListen       = "127.0.0.1:6432"
-	DefaultAdminListen  = "127.0.0.1:9187"
-	DefaultColumn       = "workspace_id"
-	DefaultSetting      = "tenantproxy.workspace_id"
-	DefaultLog          = "./tenantproxy-diagnostics.jsonl"
-	DefaultStartup      = 10 * time.Second
-	DefaultDrain        = 30 * time.Second
-	DefaultRefresh      = 60 * time.Second
-	maxIdentifierLength = 63 // PostgreSQL's NAMEDATALEN-1
+	DefaultListen         = "127.0.0.1:6432"
+	DefaultAdminListen    = "127.0.0.1:9187"
+	DefaultColumn         = "workspace_id"
+	DefaultSetting        = "tenantproxy.workspace_id"
+	DefaultLog            = "./tenantproxy-diagnostics.jsonl"
+	DefaultStartup        = 10 * time.Second
+	DefaultDrain          = 30 * time.Second
+	DefaultRefresh        = 60 * time.Second
+	DefaultVerifyInterval = 5 * time.Minute
+	maxIdentifierLength   = 63 // PostgreSQL's NAMEDATALEN-1
 )
 
 // Load reads, defaults and validates the configuration file at path.
@@ -210,6 +219,10 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Catalog.Refresh == 0 {
 		c.Catalog.Refresh = DefaultRefresh
+	}
+	if c.Diagnostics.VerifyInterval == nil {
+		d := DefaultVerifyInterval
+		c.Diagnostics.VerifyInterval = &d
 	}
 	for i := range c.Workspaces {
 		w := &c.Workspaces[i]
@@ -264,6 +277,9 @@ func (c *Config) Validate() error {
 			bad("admin.listen: %v", err)
 		}
 	}
+	if c.Diagnostics.VerifyInterval != nil && *c.Diagnostics.VerifyInterval < 0 {
+		bad("diagnostics.verify_interval: must not be negative")
+	}
 	if c.Timeouts.Startup < 0 || c.Timeouts.Drain < 0 {
 		bad("timeouts: must not be negative")
 	}
@@ -288,6 +304,8 @@ func (c *Config) Validate() error {
 			bad("%s: id is required and must not contain NUL", where)
 		case ids[w.ID]:
 			bad("%s: duplicate id %q", where, w.ID)
+		case slices.Contains(canaryIDs, w.ID):
+			bad("%s: id %q is reserved for tenantproxy's isolation canary", where, w.ID)
 		}
 		ids[w.ID] = true
 		if !validMode(w.Mode) {
@@ -307,6 +325,10 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// canaryIDs are the ids of the workspace that owns no rows, which isolation checks count as
+// (diagnostics.CanaryID).
+var canaryIDs = []string{"tenantproxy-canary", "ffffffff-ffff-4fff-bfff-ffffffffffff", "-32768"}
 
 func validMode(m Mode) bool { return slices.Contains([]Mode{ModeEnforce, ModeVerify, ModeAudit}, m) }
 

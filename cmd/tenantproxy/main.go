@@ -15,7 +15,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, stop, os.Args[1:]); err != nil {
-		if !errors.Is(err, errRefused) { // check has printed its decision
+		if !errors.Is(err, errRefused) && !errors.Is(err, errIsolation) { // the command printed why
 			fmt.Fprintln(os.Stderr, "tenantproxy:", err)
 		}
 		os.Exit(1)

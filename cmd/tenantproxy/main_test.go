@@ -353,3 +353,37 @@ func TestReport(t *testing.T) {
 		t.Errorf("report --since 1h of an old log: %v\n%s", err, out)
 	}
 }
+
+func TestVerifyAndRLSCommands(t *testing.T) {
+	db := pgtest.NewDatabase(t, "CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));")
+	dir := t.TempDir()
+	sound := filepath.Join(dir, "sound.yaml")
+	writeFile(t, sound, "upstream: '"+db.DSN+"'\nworkspaces:\n  - {id: 7f3c2a, slug: acme}\n")
+	ctx := context.Background()
+	out, err := runCLI(ctx, "", "verify", "--config", sound)
+	if err != nil || !strings.Contains(out, "No findings") {
+		t.Fatalf("verify of a sound setup: %v\n%s", err, out)
+	}
+	// The same database through its superuser: every layer below the proxy is bypassable.
+	super := filepath.Join(dir, "super.yaml")
+	writeFile(t, super, "upstream: '"+db.AdminDSN+"'\nrls: true\nworkspaces:\n  - {id: 7f3c2a, slug: acme}\n")
+	out, err = runCLI(ctx, "", "verify", "--config", super, "--format", "json")
+	if !errors.Is(err, errIsolation) {
+		t.Fatalf("verify with a superuser upstream: %v, want errIsolation\n%s", err, out)
+	}
+	var findings []struct{ Check, Severity string }
+	if err := json.Unmarshal([]byte(out), &findings); err != nil {
+		t.Fatalf("verify --format json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, f := range findings {
+		got[f.Check] = f.Severity
+	}
+	if got["role_superuser"] != "critical" || got["rls_disabled"] != "critical" {
+		t.Fatalf("findings %v: want role_superuser and rls_disabled critical", got)
+	}
+	out, err = runCLI(ctx, "", "rls", "--config", sound)
+	if err != nil || !strings.Contains(out, `CREATE POLICY tenantproxy_workspace ON "public"."items"`) {
+		t.Fatalf("rls: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,292 @@
+package diagnostics
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantproxy/tenantproxy/rewrite"
+	"github.com/tenantproxy/tenantproxy/tenant"
+)
+
+// Finding is one result of an isolation check.
+type Finding struct {
+	// Check is the stable name of the check.
+	Check string `json:"check"`
+	// Severity is critical when isolation is broken or bypassable, warning for an oracle or a weakened
+	// layer, info for a hint.
+	Severity Severity `json:"severity"`
+	Relation string   `json:"relation,omitempty"`
+	Message  string   `json:"message"`
+}
+
+// Failed reports whether any finding is critical.
+func Failed(findings []Finding) bool {
+	return slices.ContainsFunc(findings, func(f Finding) bool { return f.Severity == SeverityCritical })
+}
+
+// VerifyOptions say what to verify.
+type VerifyOptions struct {
+	// Rewriter is the proxy's, with the catalog of the database verified.
+	Rewriter *rewrite.Rewriter
+	// TenantSetting is the setting the proxy sets to the workspace id.
+	TenantSetting string
+	// RLS requires row-level security with a policy on the tenant setting on every tenant table.
+	RLS bool
+}
+
+// Verify checks, through conn (the proxy's upstream role), that the database is set up so workspaces stay
+// isolated, and that the rewriter keeps them so.
+func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding, error) {
+	cat := opts.Rewriter.Catalog()
+	var findings []Finding
+	add := func(check string, sev Severity, rel, format string, args ...any) {
+		findings = append(findings, Finding{Check: check, Severity: sev, Relation: rel, Message: fmt.Sprintf(format, args...)})
+	}
+	var tenants []*rewrite.Relation
+	for _, schema := range sortedKeys(cat.Relations) {
+		if schema == "pg_catalog" || schema == "information_schema" {
+			continue
+		}
+		for _, name := range sortedKeys(cat.Relations[schema]) {
+			r := cat.Relations[schema][name]
+			switch {
+			case r.IsTenant():
+				tenants = append(tenants, r)
+			case !r.Global && r.Kind != rewrite.KindSequence:
+				add("unscoped_relation", SeverityInfo, qualified(r), "has no tenant column and is not a global table: statements naming it are refused")
+			}
+		}
+	}
+
+	for _, q := range schemaChecks {
+		rows, err := conn.Query(ctx, withNames(q.sql), relationNames(tenants), tenantColumn(tenants))
+		if err != nil {
+			return nil, fmt.Errorf("check %s: %w", q.check, err)
+		}
+		var rel, detail string
+		if _, err := pgx.ForEachRow(rows, []any{&rel, &detail}, func() error {
+			add(q.check, q.severity, rel, q.message, detail)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("check %s: %w", q.check, err)
+		}
+	}
+
+	if err := checkRole(ctx, conn, relationNames(tenants), add); err != nil {
+		return nil, err
+	}
+	if opts.RLS {
+		if err := checkRLS(ctx, conn, relationNames(tenants), opts.TenantSetting, add); err != nil {
+			return nil, err
+		}
+	}
+	if err := canary(ctx, conn, opts.Rewriter, tenants, add); err != nil {
+		return nil, err
+	}
+	probes(opts.Rewriter, tenants, add)
+	return findings, nil
+}
+
+// schemaChecks find schema shapes that weaken isolation. Each query takes the tenant relations ($1,
+// "schema.name") and the tenant column ($2) and returns (relation, detail) rows.
+// qn is the SQL of a pg_class row's schema-qualified name, schema.name, unquoted as the catalog keeps it.
+func qn(alias string) string {
+	return "((SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = " + alias + ".relnamespace) || '.' || " + alias + ".relname)"
+}
+
+// withNames fills the qualified-name fragments of a check query: %[1]s for c, %[2]s for t, %[3]s for v.
+func withNames(sql string) string { return fmt.Sprintf(sql, qn("c"), qn("t"), qn("v")) }
+
+var schemaChecks = []struct {
+	check    string
+	severity Severity
+	message  string
+	sql      string
+}{
+	{"nullable_tenant_column", SeverityWarning,
+		"the tenant column allows NULL%s: such rows belong to no workspace and are invisible to all",
+		`SELECT %[1]s, '' FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+		 WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') AND a.attname = $2 AND NOT a.attnotnull`},
+	{"tenant_column_not_indexed", SeverityInfo,
+		"no index starts with the tenant column%s: scoped statements scan the table",
+		`SELECT %[1]s, '' FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2
+		 WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p','m')
+		   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum)`},
+	{"unique_without_tenant_column", SeverityWarning,
+		"unique index %s does not include the tenant column: inserting a value another workspace has fails, revealing it exists",
+		`SELECT %[1]s, i.indexrelid::regclass::text FROM pg_class c
+		 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2
+		 JOIN pg_index i ON i.indrelid = c.oid AND i.indisunique
+		 WHERE %[1]s = ANY($1::text[]) AND NOT a.attnum = ANY(i.indkey::int2[])`},
+	{"foreign_key_without_tenant_column", SeverityWarning,
+		"foreign key %s does not include the tenant column: it can reference, and reveal, another workspace's rows",
+		`SELECT %[1]s, k.conname FROM pg_class c
+		 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2
+		 JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f'
+		 WHERE %[1]s = ANY($1::text[]) AND NOT a.attnum = ANY(k.conkey)`},
+	{"view_hides_tenant_column", SeverityWarning,
+		"view over tenant table %s does not expose the tenant column: it is refused, and if it were listed as global it would show every workspace's rows",
+		`SELECT DISTINCT %[3]s, %[2]s FROM pg_class v
+		 JOIN pg_rewrite rw ON rw.ev_class = v.oid
+		 JOIN pg_depend d ON d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+		 JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
+		 WHERE v.relkind IN ('v','m') AND %[2]s = ANY($1::text[])
+		   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attname = $2 AND NOT a.attisdropped)`},
+}
+
+func checkRole(ctx context.Context, conn *pgx.Conn, rels []string, add func(string, Severity, string, string, ...any)) error {
+	var user string
+	var super, bypass, createDB bool
+	err := conn.QueryRow(ctx, `SELECT current_user, rolsuper, rolbypassrls, has_database_privilege(current_database(), 'CREATE')
+		FROM pg_roles WHERE rolname = current_user`).Scan(&user, &super, &bypass, &createDB)
+	if err != nil {
+		return fmt.Errorf("check of the upstream role: %w", err)
+	}
+	if super {
+		add("role_superuser", SeverityCritical, "", "the proxy's upstream role %q is a superuser: it bypasses row-level security and every privilege", user)
+	}
+	if bypass {
+		add("role_bypassrls", SeverityCritical, "", "the proxy's upstream role %q has BYPASSRLS: row-level security does not apply to it", user)
+	}
+	if createDB {
+		add("role_can_create", SeverityWarning, "", "the proxy's upstream role %q may create schemas in the database", user)
+	}
+	rows, err := conn.Query(ctx, withNames(`SELECT %[1]s FROM pg_class c WHERE %[1]s = ANY($1::text[])
+		AND pg_has_role(current_user, c.relowner, 'USAGE')`), rels)
+	if err != nil {
+		return fmt.Errorf("check of table owners: %w", err)
+	}
+	var rel string
+	if _, err := pgx.ForEachRow(rows, []any{&rel}, func() error {
+		add("role_owns_tenant_table", SeverityWarning, rel, "the proxy's upstream role owns the table (or is a member of its owner): row-level security does not apply to owners unless forced, and it may alter the table")
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, err = conn.Query(ctx, `SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname || '.' || c.relname = ANY($1::text[]) AND has_schema_privilege(n.oid, 'CREATE') ORDER BY 1`, rels)
+	if err != nil {
+		return fmt.Errorf("check of schema privileges: %w", err)
+	}
+	var schema string
+	_, err = pgx.ForEachRow(rows, []any{&schema}, func() error {
+		add("role_can_create", SeverityWarning, schema, "the proxy's upstream role may create objects in schema %s, which holds tenant tables", schema)
+		return nil
+	})
+	return err
+}
+
+func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string, add func(string, Severity, string, string, ...any)) error {
+	rows, err := conn.Query(ctx, withNames(`SELECT %[1]s, c.relrowsecurity,
+		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
+		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0)
+		FROM pg_class c WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') ORDER BY 1`), rels, setting)
+	if err != nil {
+		return fmt.Errorf("check of row-level security: %w", err)
+	}
+	var rel string
+	var enabled, policy bool
+	_, err = pgx.ForEachRow(rows, []any{&rel, &enabled, &policy}, func() error {
+		switch {
+		case !enabled:
+			add("rls_disabled", SeverityCritical, rel, "row-level security is not enabled (rls: true requires it; `tenantproxy rls` prints the SQL)")
+		case !policy:
+			add("rls_policy_missing", SeverityCritical, rel, "no row-level security policy uses %s", setting)
+		}
+		return nil
+	})
+	return err
+}
+
+// canary counts each tenant relation's rows as a workspace that owns none, through the rewriter: anything
+// but 0 means scoping does not hold for that relation.
+func canary(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, tenants []*rewrite.Relation, add func(string, Severity, string, string, ...any)) error {
+	for _, rel := range tenants {
+		res, err := rw.Rewrite(rewrite.Input{SQL: "SELECT count(*) FROM " + rel.QualifiedName(), Tenant: canaryTenant(rel), Mode: rewrite.ModeEnforce})
+		if err != nil {
+			add("canary_refused", SeverityWarning, qualified(rel), "a scoped count could not be built: %v", err)
+			continue
+		}
+		var n int64
+		if err := conn.QueryRow(ctx, res.SQL).Scan(&n); err != nil {
+			add("canary_failed", SeverityWarning, qualified(rel), "the scoped count failed: %v", err)
+			continue
+		}
+		if n != 0 {
+			add("canary_count", SeverityCritical, qualified(rel), "a workspace that owns no rows counts %d rows", n)
+		}
+	}
+	return nil
+}
+
+// CanaryID returns the id of the canary workspace, which owns no rows, for a tenant column of type typ:
+// a value no configured workspace may use.
+func CanaryID(typ uint32) string {
+	switch typ {
+	case 2950: // uuid
+		return "ffffffff-ffff-4fff-bfff-ffffffffffff"
+	case 20, 21, 23: // integers
+		return "-32768"
+	}
+	return "tenantproxy-canary"
+}
+
+func canaryTenant(rel *rewrite.Relation) *tenant.Context {
+	return &tenant.Context{ID: CanaryID(rel.TenantColumn().Type), Slug: "tenantproxy-canary", Permissions: []tenant.Permission{tenant.PermRead, tenant.PermWrite}}
+}
+
+// probeStatements are statements every tenant relation is run through: whatever enforce makes of them
+// must parse and pass verify mode.
+var probeStatements = []string{
+	"SELECT * FROM %s",
+	"SELECT count(*) FROM %[1]s a JOIN %[1]s b ON true",
+	"SELECT * FROM %[1]s x WHERE EXISTS (SELECT 1 FROM %[1]s y)",
+	"WITH c AS (SELECT * FROM %s) SELECT * FROM c",
+	"SELECT * FROM %[1]s x LEFT JOIN %[1]s y ON false FULL JOIN %[1]s z ON false",
+}
+
+func probes(rw *rewrite.Rewriter, tenants []*rewrite.Relation, add func(string, Severity, string, string, ...any)) {
+	for _, rel := range tenants {
+		t := canaryTenant(rel)
+		for _, p := range probeStatements {
+			sql := fmt.Sprintf(p, rel.QualifiedName())
+			res, err := rw.Rewrite(rewrite.Input{SQL: sql, Tenant: t, Mode: rewrite.ModeEnforce})
+			if err != nil {
+				continue // refusing is safe
+			}
+			if _, err := rw.Rewrite(rewrite.Input{SQL: res.SQL, Tenant: t, Mode: rewrite.ModeVerify}); err != nil {
+				add("probe_not_scoped", SeverityCritical, qualified(rel), "the rewritten probe %q does not pass verify: %v", sql, err)
+			}
+		}
+	}
+}
+
+func qualified(r *rewrite.Relation) string { return r.Schema + "." + r.Name }
+
+// relationNames returns the relations as schema.name.
+func relationNames(rels []*rewrite.Relation) []string {
+	out := make([]string, 0, len(rels))
+	for _, r := range rels {
+		out = append(out, qualified(r))
+	}
+	return out
+}
+
+func tenantColumn(rels []*rewrite.Relation) string {
+	if len(rels) == 0 {
+		return ""
+	}
+	return rels[0].TenantColumn().Name
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

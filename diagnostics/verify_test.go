@@ -1,0 +1,165 @@
+package diagnostics
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantproxy/tenantproxy/internal/pgcatalog"
+	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+	"github.com/tenantproxy/tenantproxy/rewrite"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// flawedSchema has one instance of each flaw the isolation checks look for, and one sound table.
+const flawedSchema = `
+CREATE TABLE sound (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+CREATE TABLE nullable (workspace_id text, id int);
+CREATE TABLE accounts (id int PRIMARY KEY, workspace_id text NOT NULL, email text UNIQUE);
+CREATE INDEX ON accounts (workspace_id);
+CREATE TABLE orders (workspace_id text NOT NULL, id int, account_id int REFERENCES accounts (id), PRIMARY KEY (workspace_id, id));
+CREATE VIEW account_emails AS SELECT email FROM accounts;
+CREATE TABLE audit_log (message text);
+CREATE TABLE owned (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+CREATE TABLE canary_rows (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+INSERT INTO canary_rows VALUES ('tenantproxy-canary', 1), ('7f3c2a', 2);
+`
+
+type findingKey struct{ check, relation string }
+
+func verifyDB(t *testing.T, db *pgtest.Database, rls bool) []Finding {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id"})
+	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id", RLS: rls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return findings
+}
+
+func keys(findings []Finding) map[findingKey]Severity {
+	out := map[findingKey]Severity{}
+	for _, f := range findings {
+		out[findingKey{f.Check, f.Relation}] = f.Severity
+	}
+	return out
+}
+
+func TestVerifyFindsEachFlaw(t *testing.T) {
+	db := pgtest.NewDatabase(t, flawedSchema)
+	admin, err := pgx.Connect(context.Background(), db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(context.Background(), "ALTER TABLE owned OWNER TO "+pgx.Identifier{db.Role}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+
+	got := keys(verifyDB(t, db, true))
+	want := map[findingKey]Severity{
+		{"nullable_tenant_column", "public.nullable"}:          SeverityWarning,
+		{"tenant_column_not_indexed", "public.nullable"}:       SeverityInfo,
+		{"unique_without_tenant_column", "public.accounts"}:    SeverityWarning,
+		{"foreign_key_without_tenant_column", "public.orders"}: SeverityWarning,
+		{"view_hides_tenant_column", "public.account_emails"}:  SeverityWarning,
+		{"unscoped_relation", "public.audit_log"}:              SeverityInfo,
+		{"unscoped_relation", "public.account_emails"}:         SeverityInfo,
+		{"role_owns_tenant_table", "public.owned"}:             SeverityWarning,
+		{"canary_count", "public.canary_rows"}:                 SeverityCritical,
+		{"rls_disabled", "public.sound"}:                       SeverityCritical,
+	}
+	for k, sev := range want {
+		if got[k] != sev {
+			t.Errorf("finding %v: severity %q, want %q", k, got[k], sev)
+		}
+	}
+	for k := range got {
+		if k.relation == "public.sound" && k.check != "rls_disabled" {
+			t.Errorf("the sound table has finding %v", k)
+		}
+		if strings.HasPrefix(k.check, "role_superuser") || strings.HasPrefix(k.check, "probe") {
+			t.Errorf("unexpected finding %v", k)
+		}
+	}
+}
+
+// TestRLSScript applies the rls command's SQL and checks that it holds: a session with the tenant setting
+// sees its workspace's rows, one without sees none, writes of other workspaces' rows fail, and verify
+// then finds row-level security in place.
+func TestRLSScript(t *testing.T) {
+	db := pgtest.NewDatabase(t, `
+CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+CREATE TABLE docs ("workspaceId" uuid NOT NULL, id int);
+INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2);`)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := RLSScript(cat, "tenantproxy.workspace_id")
+	if !strings.Contains(script, `CREATE POLICY tenantproxy_workspace ON "public"."items"`) {
+		t.Fatalf("script:\n%s", script)
+	}
+	admin, err := pgx.Connect(ctx, db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for range 2 { // idempotent
+		if err := admin.PgConn().Exec(ctx, script).Close(); err != nil {
+			t.Fatalf("applying the script: %v", err)
+		}
+	}
+
+	cfg, _ := pgx.ParseConfig(db.DSN)
+	cfg.RuntimeParams["tenantproxy.workspace_id"] = "7f3c2a"
+	acme, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acme.Close(ctx)
+	rows, _ := acme.Query(ctx, "SELECT id FROM items")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil || !slices.Equal(ids, []int32{1}) {
+		t.Fatalf("with the setting: %v, %v; want [1]", ids, err)
+	}
+	if _, err := acme.Exec(ctx, "INSERT INTO items VALUES ('9e81d4', 3)"); err == nil {
+		t.Fatal("row-level security let a session write another workspace's row")
+	}
+	plain, err := pgx.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close(ctx)
+	var n int
+	if err := plain.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("without the setting: %d rows, %v; want none", n, err)
+	}
+	for k := range keys(verifyDB(t, db, true)) {
+		if strings.HasPrefix(k.check, "rls_") {
+			t.Errorf("after the script, verify still finds %v", k)
+		}
+	}
+}
