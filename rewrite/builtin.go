@@ -59,12 +59,16 @@ func (c *Catalog) clone() *Catalog {
 		Relations:       make(map[string]map[string]*Relation, len(c.Relations)),
 		SearchPath:      slices.Clone(c.SearchPath),
 		Operators:       maps.Clone(c.Operators),
+		OperatorResults: maps.Clone(c.OperatorResults),
 		Functions:       make(map[string]map[string]*Function, len(c.Functions)),
 		Types:           maps.Clone(c.Types),
 		BinaryCoercible: maps.Clone(c.BinaryCoercible),
 		ServerVersion:   c.ServerVersion,
 	}
 	// maps.Clone keeps nil maps nil; a catalog callers add to needs them allocated.
+	if out.OperatorResults == nil {
+		out.OperatorResults = map[OpKey]uint32{}
+	}
 	if out.Operators == nil {
 		out.Operators = map[OpKey]bool{}
 	}
@@ -144,6 +148,7 @@ type operatorJSON struct {
 	Left      uint32 `json:"left"`
 	Right     uint32 `json:"right"`
 	Leakproof bool   `json:"leakproof,omitempty"`
+	Result    uint32 `json:"result,omitempty"`
 }
 
 type functionJSON struct {
@@ -152,6 +157,7 @@ type functionJSON struct {
 	Leakproof bool   `json:"leakproof,omitempty"`
 	Aggregate bool   `json:"aggregate,omitempty"`
 	Stable    bool   `json:"stable,omitempty"`
+	Result    uint32 `json:"result,omitempty"`
 }
 
 // MarshalCatalog encodes c as JSON, deterministically: equal catalogs give equal bytes. It is the format
@@ -183,7 +189,7 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 		return cmp.Or(cmp.Compare(a.Schema, b.Schema), cmp.Compare(a.Name, b.Name))
 	})
 	for k, lp := range c.Operators {
-		out.Operators = append(out.Operators, operatorJSON{Name: k.Name, Left: k.Left, Right: k.Right, Leakproof: lp})
+		out.Operators = append(out.Operators, operatorJSON{Name: k.Name, Left: k.Left, Right: k.Right, Leakproof: lp, Result: c.OperatorResults[k]})
 	}
 	slices.SortFunc(out.Operators, func(a, b operatorJSON) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Left, b.Left), cmp.Compare(a.Right, b.Right))
@@ -212,6 +218,7 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		Relations:       map[string]map[string]*Relation{},
 		SearchPath:      in.SearchPath,
 		Operators:       make(map[OpKey]bool, len(in.Operators)),
+		OperatorResults: make(map[OpKey]uint32, len(in.Operators)),
 		Functions:       map[string]map[string]*Function{},
 		Types:           in.Types,
 		BinaryCoercible: in.BinaryCoercible,
@@ -243,7 +250,11 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		c.Relations[r.Schema][r.Name] = r
 	}
 	for _, o := range in.Operators {
-		c.Operators[OpKey{Name: o.Name, Left: o.Left, Right: o.Right}] = o.Leakproof
+		k := OpKey{Name: o.Name, Left: o.Left, Right: o.Right}
+		c.Operators[k] = o.Leakproof
+		if o.Result != 0 {
+			c.OperatorResults[k] = o.Result
+		}
 	}
 	for _, fj := range in.Functions {
 		if c.Functions[fj.Schema] == nil {

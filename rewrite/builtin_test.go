@@ -81,10 +81,10 @@ func TestBuiltin(t *testing.T) {
 	}
 	for _, want := range []*Function{
 		{Schema: "pg_catalog", Name: "lower", Stable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true},
-		{Schema: "pg_catalog", Name: "now", Stable: true},
-		{Schema: "pg_catalog", Name: "random"},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Result: 16},
+		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
+		{Schema: "pg_catalog", Name: "random", Result: 701},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Result: 20},
 	} {
 		if diff := cmp.Diff(want, c.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
@@ -157,6 +157,7 @@ func TestMarshalCatalog(t *testing.T) {
 		Functions: map[string]map[string]*Function{
 			"pg_catalog": {"lower": {Schema: "pg_catalog", Name: "lower"}, "int4eq": {Schema: "pg_catalog", Name: "int4eq", Leakproof: true}},
 		},
+		OperatorResults: map[OpKey]uint32{{"=", testOIDInt4, testOIDInt4}: 16},
 		Types:           map[string]uint32{"int4": testOIDInt4, "pg_catalog.int4": testOIDInt4, "text": testOIDText},
 		BinaryCoercible: map[uint32]uint32{testOIDVarchar: testOIDText, testOIDInt4: testOIDOid},
 		ServerVersion:   15,

@@ -81,6 +81,8 @@ type Function struct {
 	// Stable is true only when no overload is volatile (pg_proc.provolatile 'i' or 's'): called on
 	// constants, it gives the same result for every row and has no effect per row.
 	Stable bool
+	// Result is the type every overload returns, or 0 when they differ or it is polymorphic.
+	Result uint32
 }
 
 // Catalog is what the rewriter knows of the upstream database. It is built once per load and never
@@ -94,6 +96,8 @@ type Catalog struct {
 	// Operators maps binary operators to whether their function is leakproof. An operator missing from
 	// the map is treated as not leakproof.
 	Operators map[OpKey]bool
+	// OperatorResults maps binary operators to their result type, where it is one concrete type.
+	OperatorResults map[OpKey]uint32
 	// Functions by schema, then name.
 	Functions map[string]map[string]*Function
 	// Types maps type names to OIDs: "schema.name" and, for pg_catalog types, the bare name and the SQL

@@ -547,6 +547,16 @@ func findColumn(cols []Column, name string) (Column, bool) {
 	return Column{}, false
 }
 
+// catalogStars refuses a level that reads * of pg_class: it includes reltuples and relpages.
+func (a *analyzer) catalogStars(lvl *scope) error {
+	for _, it := range lvl.items {
+		if it.star && it.rel != nil && it.rel.Schema == "pg_catalog" && it.rel.Name == "pg_class" {
+			return refusef(ReasonCatalogColumn, "* over pg_class includes reltuples and relpages, which count every workspace's rows; name the columns")
+		}
+	}
+	return nil
+}
+
 // systemColumns refuses a level that reads both system columns and * of a tenant relation that enforce
 // mode wraps: the wrapper exposes the system columns as ordinary ones, and * would then include them.
 func (a *analyzer) systemColumns(lvl *scope) error {
@@ -643,16 +653,13 @@ func (a *analyzer) setConfig(fc *pg_query.FuncCall) error {
 	return a.at(refusef(ReasonProtectedSetting, "set_config() needs the setting name as a constant, so tenantproxy can check it"), fc.Location)
 }
 
-// columnRef refuses catalog columns that count every workspace's rows.
+// columnRef refuses catalog columns that count every workspace's rows. (A * over pg_class is refused
+// where it is resolved, in catalogStars.)
 func (a *analyzer) columnRef(cr *pg_query.ColumnRef) error {
 	if !a.usesPgClas {
 		return nil
 	}
-	last := cr.Fields[len(cr.Fields)-1]
-	if last.GetAStar() != nil {
-		return a.at(refusef(ReasonCatalogColumn, "* over pg_class includes reltuples and relpages, which count every workspace's rows; name the columns"), cr.Location)
-	}
-	if col := stringValue(last); col == "reltuples" || col == "relpages" || col == "relallvisible" {
+	if col := stringValue(cr.Fields[len(cr.Fields)-1]); col == "reltuples" || col == "relpages" || col == "relallvisible" {
 		return a.at(refusef(ReasonCatalogColumn, "pg_class.%s counts every workspace's rows", col), cr.Location)
 	}
 	return nil

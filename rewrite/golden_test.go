@@ -53,8 +53,7 @@ func goldenRewriters(t testing.TB) map[string]*Rewriter {
 		out[name] = New(cat, Policy{
 			TenantColumn:      spec.column,
 			TenantSetting:     "tenantproxy.workspace_id",
-			AllowedFunctions:  []string{"public.app_score"},
-			MaxStatementBytes: 4096,
+			AllowedFunctions: []string{"public.app_score"},
 		})
 	}
 	return out

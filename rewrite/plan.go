@@ -327,7 +327,25 @@ func (a *analyzer) planInsert(ins *insertInfo, lit string) error {
 		}
 		return nil
 	}
-	// Any other source query: its rows get the workspace's id as one more column.
+	// A plain SELECT gets the workspace's id as one more output column, in place: wrapping it in a
+	// derived table would make PostgreSQL type its untyped parameters and literals as text.
+	sel0 := src
+	if txt.toks[src].kind == pg_query.Token_WITH {
+		sel0 = txt.nextAtDepth(src, limit, d, pg_query.Token_SELECT)
+	}
+	if sel.Op == pg_query.SetOperation_SETOP_NONE && len(sel.ValuesLists) == 0 && sel0 >= 0 && txt.toks[sel0].kind == pg_query.Token_SELECT {
+		next := txt.nextAtDepth(sel0, limit, d, pg_query.Token_FROM, pg_query.Token_WHERE, pg_query.Token_GROUP_P,
+			pg_query.Token_HAVING, pg_query.Token_WINDOW, pg_query.Token_ORDER, pg_query.Token_LIMIT, pg_query.Token_OFFSET,
+			pg_query.Token_FETCH, pg_query.Token_FOR, pg_query.Token_ON, pg_query.Token_RETURNING)
+		end := next - 1
+		if next < 0 {
+			end = txt.lastAtDepth(sel0, limit, d)
+		}
+		txt.insert(txt.toks[end].end, ", "+lit)
+		return nil
+	}
+	// Any other source query (a set operation, a parenthesized query): its rows get the workspace's id as
+	// one more column of a derived table.
 	end := txt.nextAtDepth(src, limit, d, pg_query.Token_ON, pg_query.Token_RETURNING)
 	if end < 0 {
 		end = txt.lastAtDepth(src, limit, d) + 1

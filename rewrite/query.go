@@ -107,6 +107,9 @@ func (a *analyzer) query(s *pg_query.SelectStmt, parent *scope, top bool) ([]Col
 	if err := a.systemColumns(lvl); err != nil {
 		return nil, err
 	}
+	if err := a.catalogStars(lvl); err != nil {
+		return nil, err
+	}
 	return a.outputColumns(s.TargetList, lvl), nil
 }
 

@@ -17,6 +17,11 @@ import (
 // applications send a few KiB. The limit is checked before parsing.
 const DefaultMaxStatementBytes = 1 << 20
 
+// maxNesting bounds the depth of a statement's parse tree, estimated from its tokens before parsing:
+// far below the depth at which the parser exhausts its C stack (about 24,000), and above any statement
+// an application writes.
+const maxNesting = 4000
+
 // cacheSize bounds the number of decisions the rewriter remembers.
 const cacheSize = 20000
 
@@ -125,6 +130,9 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	}
 	if d := txt.maxDepth(); d > r.pol.MaxDepth {
 		return nil, refuse(CodeProgramLimitExceeded, ReasonTooDeep, "statement nests parentheses %d deep; the limit is %d", d, r.pol.MaxDepth)
+	}
+	if n := txt.maxNesting(); n > maxNesting {
+		return nil, refuse(CodeProgramLimitExceeded, ReasonTooDeep, "statement nests expressions about %d deep; the limit is %d", n, maxNesting)
 	}
 	tree, err := pg_query.Parse(in.SQL)
 	if err != nil {

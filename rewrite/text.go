@@ -69,6 +69,48 @@ func (t *text) maxDepth() int {
 	return d
 }
 
+// nestingTokens are the tokens that make the parse tree one level deeper without a parenthesis:
+// operators, casts and the keyword operators build left- or right-deep trees, as do chains of set
+// operations and joins. AND and OR are not among them: the parser keeps their chains flat.
+var nestingTokens = map[pg_query.Token]bool{
+	pg_query.Token_Op: true, pg_query.Token_TYPECAST: true, pg_query.Token_ASCII_43: true, pg_query.Token_ASCII_45: true,
+	pg_query.Token_ASCII_42: true, pg_query.Token_ASCII_47: true, pg_query.Token_ASCII_37: true, pg_query.Token_ASCII_94: true,
+	pg_query.Token_ASCII_60: true, pg_query.Token_ASCII_62: true, pg_query.Token_ASCII_61: true, pg_query.Token_ASCII_91: true,
+	pg_query.Token_LESS_EQUALS: true, pg_query.Token_GREATER_EQUALS: true, pg_query.Token_NOT_EQUALS: true,
+	pg_query.Token_NOT: true, pg_query.Token_NOT_LA: true, pg_query.Token_IS: true, pg_query.Token_ISNULL: true,
+	pg_query.Token_NOTNULL: true, pg_query.Token_COLLATE: true, pg_query.Token_LIKE: true, pg_query.Token_ILIKE: true,
+	pg_query.Token_SIMILAR: true, pg_query.Token_BETWEEN: true, pg_query.Token_IN_P: true, pg_query.Token_AT: true,
+	pg_query.Token_CASE: true, pg_query.Token_OVERLAPS: true, pg_query.Token_UNION: true, pg_query.Token_INTERSECT: true,
+	pg_query.Token_EXCEPT: true, pg_query.Token_JOIN: true,
+}
+
+// maxNesting bounds how deep the parse tree of the text can be: the tokens that nest counted along the
+// open parentheses, a comma or the end of a statement starting a new count. pg_query's parser and its
+// serialization recurse once per level and crash the process when the C stack runs out (about 24,000
+// levels), so this is checked before parsing.
+func (t *text) maxNesting() int {
+	counts := []int{0} // per open parenthesis: nesting tokens since its last comma
+	total, deepest := 0, 0
+	for _, tk := range t.toks {
+		switch {
+		case tk.kind == pg_query.Token_ASCII_40:
+			counts = append(counts, 0)
+			total++
+		case tk.kind == pg_query.Token_ASCII_41 && len(counts) > 1:
+			total -= counts[len(counts)-1] + 1
+			counts = counts[:len(counts)-1]
+		case tk.kind == pg_query.Token_ASCII_44 || tk.kind == pg_query.Token_ASCII_59:
+			total -= counts[len(counts)-1]
+			counts[len(counts)-1] = 0
+		case nestingTokens[tk.kind]:
+			counts[len(counts)-1]++
+			total++
+		}
+		deepest = max(deepest, total)
+	}
+	return deepest
+}
+
 // at returns the index of the token starting at byte offset off.
 func (t *text) at(off int) (int, error) {
 	i, found := slices.BinarySearchFunc(t.toks, off, func(tk token, off int) int { return tk.start - off })

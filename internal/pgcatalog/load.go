@@ -92,18 +92,23 @@ const (
 
 	// Operators are keyed by name and operand types only, so the same key in two schemas collapses
 	// into one entry that is leakproof only if all of them are.
-	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof)
+	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof),
+		CASE WHEN count(DISTINCT o.oprresult) = 1 AND bool_and(t.typtype <> 'p') THEN max(o.oprresult::int8) ELSE 0 END
 	FROM pg_catalog.pg_operator o
 	JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+	JOIN pg_catalog.pg_type t ON t.oid = o.oprresult
 	WHERE o.oprkind = 'b'
 	GROUP BY 1, 2, 3`
 
 	// The rewriter looks functions up by name, so each summary holds for every overload: leakproof,
 	// aggregate (prokind 'a') or not volatile (provolatile 'i' or 's') only if all overloads are.
 	functionsQuery = `SELECT n.nspname::text, p.proname::text,
-		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v')
+		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v'),
+		CASE WHEN count(DISTINCT p.prorettype) = 1 AND bool_and(t.typtype <> 'p') AND NOT bool_or(p.proretset)
+			THEN max(p.prorettype::int8) ELSE 0 END
 	FROM pg_catalog.pg_proc p
 	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+	JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
 	GROUP BY 1, 2`
 
 	typesQuery = `SELECT t.oid, n.nspname::text, t.typname::text, t.typbasetype
@@ -152,6 +157,7 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	l := &loader{opts: opts, cat: &rewrite.Catalog{
 		Relations:       map[string]map[string]*rewrite.Relation{},
 		Operators:       map[rewrite.OpKey]bool{},
+		OperatorResults: map[rewrite.OpKey]uint32{},
 		Functions:       map[string]map[string]*rewrite.Function{},
 		Types:           map[string]uint32{},
 		BinaryCoercible: map[uint32]uint32{},
@@ -312,8 +318,12 @@ func (l *loader) uniqueKeys(rows pgx.Rows) error {
 func (l *loader) operators(rows pgx.Rows) error {
 	var k rewrite.OpKey
 	var leakproof bool
-	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof}, func() error {
+	var result int64
+	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof, &result}, func() error {
 		l.cat.Operators[k] = leakproof
+		if result != 0 {
+			l.cat.OperatorResults[k] = uint32(result)
+		}
 		return nil
 	})
 	if err != nil {
@@ -324,7 +334,9 @@ func (l *loader) operators(rows pgx.Rows) error {
 
 func (l *loader) functions(rows pgx.Rows) error {
 	var f rewrite.Function
-	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable}, func() error {
+	var result int64
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &result}, func() error {
+		f.Result = uint32(result)
 		if l.cat.Functions[f.Schema] == nil {
 			l.cat.Functions[f.Schema] = map[string]*rewrite.Function{}
 		}

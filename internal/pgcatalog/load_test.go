@@ -178,14 +178,19 @@ func TestLoad(t *testing.T) {
 			t.Errorf("Operators[%v] = %v, %v; want %v, true", tt.op, lp, ok, tt.leakproof)
 		}
 	}
+	if r := cat.OperatorResults[rewrite.OpKey{Name: "-", Left: 1184, Right: 1186}]; r != 1184 {
+		t.Errorf("timestamptz - interval has result type %d, want timestamptz (1184)", r)
+	}
 	for _, want := range []*rewrite.Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true},
-		{Schema: "pg_catalog", Name: "now", Stable: true},
-		{Schema: "pg_catalog", Name: "random"},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true},
-		// Overloads are summarised: to_char is leakproof in no overload, stable in all.
-		{Schema: "pg_catalog", Name: "to_char", Stable: true},
+		{Schema: "pg_catalog", Name: "lower", Stable: true}, // lower(anyrange) is polymorphic
+		// Overloads returning different types have no single result type.
+		{Schema: "pg_catalog", Name: "abs", Leakproof: false, Stable: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Result: 16},
+		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
+		{Schema: "pg_catalog", Name: "random", Result: 701},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Result: 20},
+		// Overloads are summarised: to_char is leakproof in no overload, stable in all, returns text.
+		{Schema: "pg_catalog", Name: "to_char", Stable: true, Result: 25},
 	} {
 		if diff := cmp.Diff(want, cat.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
