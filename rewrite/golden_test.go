@@ -51,8 +51,8 @@ func goldenRewriters(t testing.TB) map[string]*Rewriter {
 			}
 		}
 		out[name] = New(cat, Policy{
-			TenantColumn:      spec.column,
-			TenantSetting:     "tenantproxy.workspace_id",
+			TenantColumn:     spec.column,
+			TenantSetting:    "tenantproxy.workspace_id",
 			AllowedFunctions: []string{"public.app_score"},
 		})
 	}
