@@ -18,6 +18,13 @@ func TestSummarize(t *testing.T) {
 		{"SELECT 1 /* user=alice@example.com */ FROM t -- trailing 'x'\nWHERE a = 'b'", "SELECT $1 FROM t WHERE a = $2"},
 		{"SELECT /*+ hint */ x FROM t WHERE y = $1", "SELECT x FROM t WHERE y = $1"},
 		{"SELEC 'secret'", ""},
+		// Statements pg_query does not normalize keep no literal either.
+		{"COPY projects TO '/tmp/secret.csv'", "COPY projects TO $?"},
+		{"LOAD 'secret'", "LOAD $?"},
+		{"PREPARE p AS INSERT INTO t VALUES ($1, 5031, 'planted')", "PREPARE p AS INSERT INTO t VALUES ($1, $?, $?)"},
+		{"COMMENT ON TABLE t IS 'secret'", "COMMENT ON TABLE t IS $?"},
+		{"ALTER SYSTEM SET work_mem = '64MB'", "ALTER SYSTEM SET work_mem = $?"},
+		{"SELECT $$dollar secret$$, E'escaped\\ secret', B'0101', X'ff'", "SELECT $1, $2, $3, $4"},
 	} {
 		got, fp := Summarize(tc.sql)
 		if got != tc.want {

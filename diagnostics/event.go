@@ -67,8 +67,9 @@ type Event struct {
 	StatementBytes int `json:"statement_bytes,omitempty"`
 }
 
-// Summarize returns sql with every constant replaced by $n and comments removed, and its fingerprint. Both
-// are empty when sql does not parse: then nothing distinguishes its literals from the rest of it.
+// Summarize returns sql with every constant replaced by $n (or $? where pg_query's normalization does not
+// reach, as in utility statements) and comments removed, and its fingerprint. Both are empty when sql does
+// not parse: then nothing distinguishes its literals from the rest of it.
 func Summarize(sql string) (statement, fingerprint string) {
 	normalized, err := pg_query.Normalize(sql)
 	if err != nil {
@@ -78,12 +79,13 @@ func Summarize(sql string) (statement, fingerprint string) {
 	if err != nil {
 		return "", ""
 	}
-	return stripComments(normalized), fingerprint
+	return scrub(normalized), fingerprint
 }
 
-// stripComments removes comments, which may carry data (sqlcommenter tags, user names), from normalized
-// SQL. Normalize keeps them, and only the scanner knows where they are.
-func stripComments(sql string) string {
+// scrub removes what pg_query.Normalize leaves that may carry data: comments (sqlcommenter tags, user
+// names) and the literals of statements it does not normalize (file names of COPY, strings of LOAD,
+// COMMENT, ALTER SYSTEM, the body of PREPARE...). Only the scanner knows where they are.
+func scrub(sql string) string {
 	res, err := pg_query.Scan(sql)
 	if err != nil {
 		return ""
@@ -91,10 +93,17 @@ func stripComments(sql string) string {
 	var b strings.Builder
 	last := 0
 	for _, tok := range res.Tokens {
-		if tok.Token != pg_query.Token_SQL_COMMENT && tok.Token != pg_query.Token_C_COMMENT {
+		var repl string
+		switch tok.Token {
+		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+		case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST,
+			pg_query.Token_ICONST, pg_query.Token_FCONST:
+			repl = "$?"
+		default:
 			continue
 		}
 		b.WriteString(sql[last:tok.Start])
+		b.WriteString(repl)
 		last = int(tok.End)
 	}
 	b.WriteString(sql[last:])

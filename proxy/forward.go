@@ -51,7 +51,7 @@ func (s *session) clientToUpstream() error {
 		case 'D':
 			err = s.forwardAs(entry{kind: kindDescribe}, typ, n)
 		case 'E':
-			err = s.forwardAs(entry{kind: kindExecute}, typ, n)
+			err = s.forwardExecute(n)
 		case 'S':
 			s.stmts.synced()
 			err = s.forwardAs(entry{kind: kindSync}, typ, n)
@@ -94,6 +94,9 @@ func (s *session) forwardQuery(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Query message: %v", err)
 	}
 	res, refusal := s.decide(msg.String, nil)
+	if refusal == nil {
+		refusal = s.checkExecutes(res.Executes, res.Relations)
+	}
 	e := entry{kind: kindQuery, refusal: refusal}
 	if res != nil && res.Changed {
 		e.res = res
@@ -122,11 +125,13 @@ func (s *session) forwardParse(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Parse message: %v", err)
 	}
 	res, refusal := s.decide(msg.Query, msg.ParameterOIDs)
-	var checks []rewrite.ParamCheck
+	var p prepared
 	if res != nil {
-		checks = res.Checks
+		// The statement an EXECUTE names can change before this one runs: its arguments are checked when
+		// the portal runs (forwardExecute).
+		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), executes: res.Executes}
 	}
-	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, paramTypes(checks, msg.ParameterOIDs))}
+	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, p)}
 	if res != nil && res.Changed {
 		e.res = res
 	}
@@ -145,6 +150,25 @@ func (s *session) forwardParse(n int) error {
 		return s.writeUpstream(&msg)
 	}
 	writeFrame(s.uw, 'P', body)
+	return nil
+}
+
+// checkExecutes checks the arguments of SQL-level EXECUTE statements against the parameter checks the
+// prepared statements they run have now, as a Bind's are checked.
+func (s *session) checkExecutes(executes []rewrite.Execute, relations []string) *rewrite.Error {
+	for _, e := range executes {
+		for _, c := range s.stmts.forBind(e.Name).checks {
+			if c.Index >= len(e.Args) {
+				continue // the server refuses an EXECUTE short of arguments
+			}
+			if arg := e.Args[c.Index]; arg == nil || !rewrite.SameTenantValue(*arg, s.tenant.ID, c.Type) {
+				refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: rewrite.ReasonTenantMismatch,
+					Text: fmt.Sprintf("argument %d of EXECUTE %s is not this workspace's id", c.Index+1, e.Name)}
+				s.report(refusal, "", relations)
+				return refusal
+			}
+		}
+	}
 	return nil
 }
 
@@ -172,14 +196,19 @@ func (s *session) forwardBind(n int) error {
 	if !ok1 || !ok2 {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message")
 	}
-	checks := s.stmts.forBind(stmt)
+	p := s.stmts.forBind(stmt)
 	var refusal *rewrite.Error
-	if len(checks) > 0 {
+	if len(p.checks) > 0 {
 		var msg pgproto3.Bind
 		if err := msg.Decode(body); err != nil {
 			return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message: %v", err)
 		}
-		refusal = checkParams(&msg, checks, s.tenant.ID)
+		refusal = checkParams(&msg, p.checks, s.tenant.ID)
+	}
+	if len(p.executes) > 0 && refusal == nil {
+		s.portals[portal] = p.executes
+	} else {
+		delete(s.portals, portal)
 	}
 	if _, err := s.q.push(entry{kind: kindBind, refusal: refusal}); err != nil {
 		return err
@@ -193,6 +222,32 @@ func (s *session) forwardBind(n int) error {
 	return nil
 }
 
+// forwardExecute forwards an Execute, checking the arguments of the SQL EXECUTEs its portal runs against the
+// statements they name as they are now.
+func (s *session) forwardExecute(n int) error {
+	if len(s.portals) == 0 {
+		return s.forwardAs(entry{kind: kindExecute}, 'E', n)
+	}
+	body, err := s.cr.body(n)
+	if err != nil {
+		return err
+	}
+	portal, _, ok := cutCString(body)
+	if !ok {
+		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Execute message")
+	}
+	refusal := s.checkExecutes(s.portals[portal], nil)
+	if _, err := s.q.push(entry{kind: kindExecute, refusal: refusal}); err != nil {
+		return err
+	}
+	if refusal != nil {
+		// Running a portal that cannot exist fails where the refused one would have run.
+		return s.writeUpstream(&pgproto3.Execute{Portal: s.srv.poisonStatement})
+	}
+	writeFrame(s.uw, 'E', body)
+	return nil
+}
+
 // forwardClose forwards a Close, noting the statement it closes.
 func (s *session) forwardClose(n int) error {
 	body, err := s.cr.body(n)
@@ -203,6 +258,9 @@ func (s *session) forwardClose(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Close message")
 	}
 	name, _, _ := cutCString(body[1:])
+	if body[0] == 'P' {
+		delete(s.portals, name)
+	}
 	if _, err := s.q.push(entry{kind: kindClose, closed: name, closeStmt: body[0] == 'S'}); err != nil {
 		return err
 	}
@@ -269,7 +327,12 @@ func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite
 // report records a refusal in the diagnostics log and the connection's log, without the statement's
 // literals.
 func (s *session) report(refusal *rewrite.Error, sql string, relations []string) {
-	statement, fingerprint := diagnostics.Summarize(sql)
+	var statement, fingerprint string
+	if refusal.Reason != rewrite.ReasonTooDeep && refusal.Reason != rewrite.ReasonTooLarge {
+		// Normalizing parses the statement, and a statement refused for its size or depth is one the
+		// parser must not see.
+		statement, fingerprint = diagnostics.Summarize(sql)
+	}
 	severity := diagnostics.SeverityWarning
 	event := diagnostics.EventRefused
 	switch refusal.Reason {

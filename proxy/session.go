@@ -52,6 +52,8 @@ type session struct {
 
 	q     *queue
 	stmts *statements
+	// portals maps the client's portals that run SQL EXECUTEs to them; only clientToUpstream uses it.
+	portals map[string][]rewrite.Execute
 	// sendErr is the first error of send, reported by flush.
 	sendErr error
 	// upstreamFatal is set by upstreamToClient when it relays a FATAL error.
@@ -75,6 +77,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		cw:         bufio.NewWriterSize(conn, bufferSize),
 		q:          newQueue(),
 		stmts:      newStatements(),
+		portals:    map[string][]rewrite.Execute{},
 		ended:      make(chan error, 1),
 	}
 }

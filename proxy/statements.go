@@ -9,7 +9,8 @@ import (
 
 // A prepared statement can carry parameter checks: parameters whose bound values must be the workspace's
 // id (the tenant value of an INSERT, or in verify mode the value a predicate compares the tenant column
-// with). The proxy sees a Parse long before it learns whether the server accepted it, and a Parse the
+// with). It can also be an SQL EXECUTE of another prepared statement, whose arguments must pass that
+// statement's checks when its portal runs. The proxy sees a Parse long before it learns whether the server accepted it, and a Parse the
 // server rejects or skips leaves the statement the name had before in place. So the checks a Bind gets
 // must hold whichever statement the server ends up binding:
 //
@@ -23,52 +24,61 @@ import (
 
 // parseRecord is a Parse of a named (or the unnamed) statement whose outcome the queue reports.
 type parseRecord struct {
-	name   string
-	checks []rewrite.ParamCheck
+	name string
+	prepared
+}
+
+// prepared is what the proxy must check when a prepared statement is bound and run.
+type prepared struct {
+	checks   []rewrite.ParamCheck
+	executes []rewrite.Execute
 }
 
 // statements tracks the checks of the session's prepared statements.
 type statements struct {
 	mu        sync.Mutex
-	confirmed map[string][]rewrite.ParamCheck
+	confirmed map[string]prepared
 	pending   map[string][]*parseRecord
 	// segment holds the Parses of the current Sync segment; only clientToUpstream uses it.
-	segment map[string][]rewrite.ParamCheck
+	segment map[string]prepared
 }
 
 func newStatements() *statements {
 	return &statements{
-		confirmed: map[string][]rewrite.ParamCheck{},
+		confirmed: map[string]prepared{},
 		pending:   map[string][]*parseRecord{},
-		segment:   map[string][]rewrite.ParamCheck{},
+		segment:   map[string]prepared{},
 	}
 }
 
 // parsed records a Parse being forwarded and returns its record for the queue.
-func (st *statements) parsed(name string, checks []rewrite.ParamCheck) *parseRecord {
-	p := &parseRecord{name: name, checks: checks}
-	st.segment[name] = checks
+func (st *statements) parsed(name string, p prepared) *parseRecord {
+	rec := &parseRecord{name: name, prepared: p}
+	st.segment[name] = p
 	st.mu.Lock()
-	st.pending[name] = append(st.pending[name], p)
+	st.pending[name] = append(st.pending[name], rec)
 	st.mu.Unlock()
-	return p
+	return rec
 }
 
 // synced starts a new Sync segment.
 func (st *statements) synced() { clear(st.segment) }
 
-// forBind returns the checks a Bind of statement name must pass.
-func (st *statements) forBind(name string) []rewrite.ParamCheck {
-	if checks, ok := st.segment[name]; ok {
-		return checks
+// forBind returns what a Bind of statement name must be checked for: the union over every statement the
+// server may bind.
+func (st *statements) forBind(name string) prepared {
+	if p, ok := st.segment[name]; ok {
+		return p
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	checks := slices.Clone(st.confirmed[name])
-	for _, p := range st.pending[name] {
-		checks = append(checks, p.checks...)
+	c := st.confirmed[name]
+	p := prepared{checks: slices.Clone(c.checks), executes: slices.Clone(c.executes)}
+	for _, rec := range st.pending[name] {
+		p.checks = append(p.checks, rec.checks...)
+		p.executes = append(p.executes, rec.executes...)
 	}
-	return checks
+	return p
 }
 
 // resolveParse records the outcome of a Parse.
@@ -80,7 +90,7 @@ func (st *statements) resolveParse(p *parseRecord, ok bool) {
 		delete(st.pending, p.name)
 	}
 	if ok {
-		st.confirmed[p.name] = p.checks
+		st.confirmed[p.name] = p.prepared
 	}
 }
 

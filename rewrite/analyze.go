@@ -23,6 +23,7 @@ type analyzer struct {
 	txt        *text
 
 	targets []*target // tenant relation references, in the order found
+	masks   []*target // references to catalog relations with masked columns
 	inserts []*insertInfo
 	// inPrepare is set while analyzing the statement of an SQL-level PREPARE.
 	inPrepare bool
@@ -34,12 +35,15 @@ type analyzer struct {
 	handled map[*pg_query.RangeVar]bool
 	// leaky is set when an expression that PostgreSQL may evaluate on other workspaces' rows is not
 	// provably leakproof: the tenant relations are then fenced.
-	leaky      bool
-	checks     []ParamCheck
-	alerts     []Alert
-	relations  []string
-	writes     bool
-	usesPgClas bool
+	leaky bool
+	// ctid is set when a statement reads the physical position of a tenant relation's rows, which
+	// reveals how many rows of other workspaces lie between them.
+	ctid      bool
+	checks    []ParamCheck
+	executes  []Execute
+	alerts    []Alert
+	relations []string
+	writes    bool
 	// frames are the scope depths of the subqueries being analyzed, innermost last; correlated says
 	// which of them referenced a column of an enclosing level.
 	frames     []int
@@ -72,6 +76,12 @@ type target struct {
 	safeConflict bool
 	// schemaRefs are column references qualified with the relation's schema.
 	schemaRefs []*pg_query.ColumnRef
+	// wholeRows are whole-row references to the relation: the subquery standing for it gives them an
+	// anonymous record type, so they are cast back to the relation's row type.
+	wholeRows []*pg_query.ColumnRef
+	// mask is set for a catalog relation wrapped to hide columns that count every workspace's rows,
+	// rather than scoped (pg_class).
+	mask bool
 	// inPrepare is set for references in the statement of an SQL-level PREPARE, whose parameters are
 	// never checked.
 	inPrepare bool
@@ -96,6 +106,13 @@ type Alert struct {
 	Reason    Reason
 	Text      string
 	Relations []string
+}
+
+// Execute is an SQL-level EXECUTE of a prepared statement.
+type Execute struct {
+	Name string
+	// Args are the arguments' texts; nil for an argument that is not a constant.
+	Args []*string
 }
 
 // ParamCheck says a bound parameter must equal the workspace's id: it is the tenant value of an INSERT,
@@ -178,10 +195,25 @@ func (a *analyzer) stmt(n *pg_query.Node, sc *scope, top bool) error {
 			return refusef(ReasonTwoPhase, "two-phase commit is not supported: prepared transaction names are shared by every workspace")
 		}
 		return nil
-	case *pg_query.VariableShowStmt, *pg_query.ExecuteStmt, *pg_query.DeallocateStmt, *pg_query.FetchStmt,
+	case *pg_query.ExecuteStmt:
+		// The statement was scoped when it was prepared; its arguments are checked by the proxy against
+		// the prepared statement's parameter checks.
+		e := Execute{Name: s.Name}
+		for _, p := range s.Params {
+			var arg *string
+			if c := p.GetAConst(); c != nil {
+				if text, ok := constText(c); ok {
+					arg = &text
+				}
+			}
+			e.Args = append(e.Args, arg)
+		}
+		a.executes = append(a.executes, e)
+		return a.exprs(nil, false, s.Params...)
+	case *pg_query.VariableShowStmt, *pg_query.DeallocateStmt, *pg_query.FetchStmt,
 		*pg_query.ClosePortalStmt, *pg_query.DiscardStmt, *pg_query.ConstraintsSetStmt:
-		// EXECUTE runs a statement PREPARE scoped; FETCH, MOVE and CLOSE use cursors DECLARE scoped.
-		// DISCARD and RESET return settings to their session start values, which the proxy chose.
+		// FETCH, MOVE and CLOSE use cursors DECLARE scoped. DISCARD returns settings to their session
+		// start values, which the proxy chose.
 		return nil
 	case *pg_query.DoStmt:
 		return refusef(ReasonDo, "DO blocks run arbitrary code")
@@ -252,11 +284,12 @@ func (a *analyzer) check(raw *pg_query.RawStmt) error {
 			}
 		case *pg_query.FuncCall:
 			err = a.function(n)
-		case *pg_query.ColumnRef:
-			err = a.columnRef(n)
 		}
 		return err == nil
 	})
+	if err == nil && a.ctid {
+		err = a.scoping(refusef(ReasonSystemColumn, "ctid reveals where other workspaces' rows are stored"))
+	}
 	return err
 }
 

@@ -78,8 +78,11 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 			return arg, err
 		}
 		typ := a.typeOID(e.TypeName)
-		// A cast applied to row data runs a conversion function on it, unless it changes nothing.
-		ok := !arg.rowDep || arg.safe && typ != 0 && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
+		// A cast applied to row data runs a conversion function on it, unless it changes nothing: a cast
+		// to the same built-in type without a type modifier. A domain's checks and a length or precision
+		// can fail on the row's value.
+		plain := typ != 0 && len(e.TypeName.Typmods) == 0 && a.builtinType(e.TypeName)
+		ok := !arg.rowDep || arg.safe && plain && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
 		return exprInfo{typ: typ, rowDep: arg.rowDep, safe: ok}, nil
 	case *pg_query.A_Expr:
 		return a.aExpr(e, sc)
@@ -106,7 +109,7 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 		if err != nil {
 			return info, err
 		}
-		info.typ = 0
+		info.typ = a.functionResult(e)
 		switch {
 		case e.Over != nil || a.functionIs(e, func(f *Function) bool { return f.Aggregate }):
 			// Aggregates and window functions only see rows that passed every filter: PostgreSQL never
@@ -173,7 +176,9 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 		return a.expr(e.Node, sc)
 	case *pg_query.MultiAssignRef:
 		return a.expr(e.Source, sc)
-	case *pg_query.SQLValueFunction, *pg_query.SetToDefault:
+	case *pg_query.SQLValueFunction:
+		return exprInfo{typ: sqlValueType(e.Op), safe: true}, nil
+	case *pg_query.SetToDefault:
 		return safe, nil
 	case *pg_query.List:
 		return a.all(sc, e.Items...)
@@ -311,9 +316,33 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 			info.safe = r.safe && !r.rowDep
 			return info, nil
 		}
-		compare([]string{name}, l, r)
-		if slices.Contains([]string{"=", "<>", "<", ">", "<=", ">="}, name) {
+		comparison := slices.Contains([]string{"=", "<>", "<", ">", "<=", ">="}, name)
+		lrow, rrow := e.Lexpr.GetRowExpr(), e.Rexpr.GetRowExpr()
+		if comparison && lrow != nil && rrow != nil && len(lrow.Args) == len(rrow.Args) && builtinOp {
+			// (a, b) < (c, d) compares column by column with the btree comparison of each pair, which
+			// is leakproof where the pair's "=" and the operator itself are.
+			info.safe = l.safe && r.safe
+			for i := range lrow.Args {
+				li, err := a.expr(lrow.Args[i], sc)
+				if err != nil {
+					return info, err
+				}
+				ri, err := a.expr(rrow.Args[i], sc)
+				if err != nil {
+					return info, err
+				}
+				if (li.rowDep || ri.rowDep) && !(a.operatorLeakproof(name, li.typ, ri.typ) && a.operatorLeakproof("=", li.typ, ri.typ)) {
+					info.safe = false
+				}
+			}
 			info.typ = oidBool
+			return info, nil
+		}
+		compare([]string{name}, l, r)
+		if comparison {
+			info.typ = oidBool
+		} else if k, ok := a.resolveOperator(name, l.typ, r.typ); ok {
+			info.typ = a.cat.OperatorResults[k]
 		}
 	case pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL:
 		// x = ANY(array) applies the operator to each element, of x's type when the array is untyped.
@@ -342,6 +371,14 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 // PostgreSQL would resolve it: an untyped operand takes the other's type, and binary-coercible types use
 // their target's operators. Anything the rewriter cannot resolve exactly counts as not leakproof.
 func (a *analyzer) operatorLeakproof(name string, l, r uint32) bool {
+	k, ok := a.resolveOperator(name, l, r)
+	return ok && a.cat.Operators[k]
+}
+
+// resolveOperator finds the binary operator name applies to operands of types l and r, as PostgreSQL would
+// for the simple cases: an untyped operand takes the other's type, and binary-coercible types use their
+// target's operators.
+func (a *analyzer) resolveOperator(name string, l, r uint32) (OpKey, bool) {
 	if l == oidUnknown {
 		l = r
 	}
@@ -349,14 +386,14 @@ func (a *analyzer) operatorLeakproof(name string, l, r uint32) bool {
 		r = l
 	}
 	if l == 0 || r == 0 || l == oidUnknown {
-		return false
+		return OpKey{}, false
 	}
 	for _, k := range []OpKey{{name, l, r}, {name, a.coerce(l), r}, {name, l, a.coerce(r)}, {name, a.coerce(l), a.coerce(r)}} {
-		if lp, ok := a.cat.Operators[k]; ok {
-			return lp
+		if _, ok := a.cat.Operators[k]; ok {
+			return k, true
 		}
 	}
-	return false
+	return OpKey{}, false
 }
 
 // coerce returns the type whose operators apply to t without a conversion.
@@ -365,6 +402,63 @@ func (a *analyzer) coerce(t uint32) uint32 {
 		return c
 	}
 	return t
+}
+
+// functionResult returns the type a call returns, when every function it may resolve to returns it.
+func (a *analyzer) functionResult(fc *pg_query.FuncCall) uint32 {
+	schemas, name := a.functionSchemas(fc)
+	var typ uint32
+	for i, s := range schemas {
+		f := a.cat.Function(s, name)
+		if f == nil || f.Result == 0 || i > 0 && f.Result != typ {
+			return 0
+		}
+		typ = f.Result
+	}
+	return typ
+}
+
+// sqlValueType is the type of CURRENT_DATE, CURRENT_TIMESTAMP and their kin.
+func sqlValueType(op pg_query.SQLValueFunctionOp) uint32 {
+	switch op {
+	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE:
+		return 1082
+	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME_N:
+		return 1266
+	case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N:
+		return 1184
+	case pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME_N:
+		return 1083
+	case pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP_N:
+		return 1114
+	}
+	return 19 // CURRENT_USER and the others are names
+}
+
+// builtinType reports whether a type name resolves to a type of pg_catalog (not a domain or user type).
+func (a *analyzer) builtinType(tn *pg_query.TypeName) bool {
+	parts := names(tn.Names)
+	switch {
+	case len(parts) == 2:
+		return parts[0] == "pg_catalog"
+	case len(parts) == 1:
+		for _, s := range a.cat.SearchPath {
+			if _, ok := a.cat.Types[s+"."+parts[0]]; ok {
+				return s == "pg_catalog"
+			}
+		}
+	}
+	return false
+}
+
+// arrayElement returns the element type of an expression cast to an array type (x::int[]), or 0.
+func (a *analyzer) arrayElement(n *pg_query.Node) uint32 {
+	tc := n.GetTypeCast()
+	if tc == nil || len(tc.TypeName.GetArrayBounds()) != 1 {
+		return 0
+	}
+	elem := &pg_query.TypeName{Names: tc.TypeName.Names, Typmods: tc.TypeName.Typmods}
+	return a.typeOID(elem)
 }
 
 // typeOID resolves a type name as the parser produced it, or returns 0.
@@ -447,11 +541,7 @@ func depth(sc *scope) int {
 
 // columnExpr analyzes a column reference.
 func (a *analyzer) columnExpr(cr *pg_query.ColumnRef, sc *scope) (exprInfo, error) {
-	typ, item := a.resolveColumn(cr, sc)
-	if item != nil && item.rel != nil && item.rel.Schema == "pg_catalog" && item.rel.Name == "pg_class" && typ == 0 &&
-		len(cr.Fields) == 1 {
-		return exprInfo{}, a.at(refusef(ReasonCatalogColumn, "a whole-row reference to pg_class includes reltuples"), cr.Location)
-	}
+	typ, _ := a.resolveColumn(cr, sc)
 	return exprInfo{typ: typ, rowDep: true, safe: true}, nil
 }
 
@@ -495,6 +585,9 @@ func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *ra
 				if it.target != nil && !slices.Contains(it.target.sysCols, col) {
 					it.target.sysCols = append(it.target.sysCols, col)
 				}
+				if col == "ctid" && it.target != nil && !it.target.mask {
+					a.ctid = true
+				}
 				a.noteLevel(d)
 				return 0, it
 			}
@@ -508,6 +601,10 @@ func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *ra
 			for _, it := range s.items {
 				if it.ref == col {
 					a.noteLevel(d)
+					if it.target != nil && !slices.Contains(it.target.wholeRows, cr) {
+						it.target.wholeRows = append(it.target.wholeRows, cr)
+						it.star = true // like *, it includes exposed system columns
+					}
 					return 0, it
 				}
 			}
@@ -545,16 +642,6 @@ func findColumn(cols []Column, name string) (Column, bool) {
 		}
 	}
 	return Column{}, false
-}
-
-// catalogStars refuses a level that reads * of pg_class: it includes reltuples and relpages.
-func (a *analyzer) catalogStars(lvl *scope) error {
-	for _, it := range lvl.items {
-		if it.star && it.rel != nil && it.rel.Schema == "pg_catalog" && it.rel.Name == "pg_class" {
-			return refusef(ReasonCatalogColumn, "* over pg_class includes reltuples and relpages, which count every workspace's rows; name the columns")
-		}
-	}
-	return nil
 }
 
 // systemColumns refuses a level that reads both system columns and * of a tenant relation that enforce
@@ -651,16 +738,4 @@ func (a *analyzer) setConfig(fc *pg_query.FuncCall) error {
 		}
 	}
 	return a.at(refusef(ReasonProtectedSetting, "set_config() needs the setting name as a constant, so tenantproxy can check it"), fc.Location)
-}
-
-// columnRef refuses catalog columns that count every workspace's rows. (A * over pg_class is refused
-// where it is resolved, in catalogStars.)
-func (a *analyzer) columnRef(cr *pg_query.ColumnRef) error {
-	if !a.usesPgClas {
-		return nil
-	}
-	if col := stringValue(cr.Fields[len(cr.Fields)-1]); col == "reltuples" || col == "relpages" || col == "relallvisible" {
-		return a.at(refusef(ReasonCatalogColumn, "pg_class.%s counts every workspace's rows", col), cr.Location)
-	}
-	return nil
 }

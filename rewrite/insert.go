@@ -149,6 +149,9 @@ func (a *analyzer) insertTenant(info *insertInfo, sel *pg_query.SelectStmt, valu
 	}
 	if len(s.Cols) == 0 && sel != nil {
 		// Without a column list, values go to the table's columns in order.
+		if values && slices.ContainsFunc(sel.ValuesLists[0].GetList().GetItems(), isExpansion) {
+			return a.scoping(refusef(ReasonTenantUnverifiable, "a row expansion such as (r).* in VALUES of a tenant table hides which value is the %s", QuoteIdent(tenantCol)))
+		}
 		if !values {
 			return a.scoping(refusef(ReasonTenantUnverifiable, "INSERT ... SELECT into tenant table %s needs a column list", rel.QualifiedName()))
 		}
@@ -169,6 +172,10 @@ func (a *analyzer) insertTenant(info *insertInfo, sel *pg_query.SelectStmt, valu
 	case values:
 		for _, row := range sel.ValuesLists {
 			items := row.GetList().GetItems()
+			if slices.ContainsFunc(items, isExpansion) {
+				// (r).* spreads over several columns: positions no longer say which value is which.
+				return a.scoping(refusef(ReasonTenantUnverifiable, "a row expansion such as (r).* in VALUES of a tenant table hides which value is the %s", QuoteIdent(tenantCol)))
+			}
 			if pos >= len(items) {
 				return refusef(ReasonTenantUnverifiable, "a VALUES row is shorter than the column list")
 			}
@@ -207,21 +214,27 @@ func sourceTarget(sel *pg_query.SelectStmt, pos, ncols int) *pg_query.ResTarget 
 	if sel.Op != pg_query.SetOperation_SETOP_NONE || len(sel.TargetList) == 0 {
 		return nil
 	}
-	star := slices.ContainsFunc(sel.TargetList, func(n *pg_query.Node) bool {
-		f := n.GetResTarget().GetVal().GetColumnRef().GetFields()
-		return len(f) > 0 && f[len(f)-1].GetAStar() != nil
-	})
+	star := slices.ContainsFunc(sel.TargetList, func(n *pg_query.Node) bool { return isExpansion(n.GetResTarget().GetVal()) })
 	switch {
 	case !star && pos < len(sel.TargetList):
 		return sel.TargetList[pos].GetResTarget()
 	case star && pos == ncols-1:
 		last := sel.TargetList[len(sel.TargetList)-1].GetResTarget()
-		if f := last.GetVal().GetColumnRef().GetFields(); len(f) > 0 && f[len(f)-1].GetAStar() != nil {
+		if isExpansion(last.GetVal()) {
 			return nil
 		}
 		return last
 	}
 	return nil
+}
+
+// isExpansion reports whether an output expression spreads over several columns: *, t.* or (expr).*.
+func isExpansion(n *pg_query.Node) bool {
+	if f := n.GetColumnRef().GetFields(); len(f) > 0 && f[len(f)-1].GetAStar() != nil {
+		return true
+	}
+	ind := n.GetAIndirection().GetIndirection()
+	return len(ind) > 0 && ind[len(ind)-1].GetAStar() != nil
 }
 
 // sourceScope rebuilds the FROM items of an INSERT source's query for resolving its output columns.

@@ -11,18 +11,32 @@ import (
 // only visible inside that subquery, which has no other FROM item.
 const innerAlias = "tp_"
 
-// plan turns the tenant references found into edits of the statement text (enforce mode).
+// plan turns what the analysis found into edits of the statement text: in enforce mode the scoping of
+// tenant references and INSERTs, in every mode the masking of catalog columns.
 func (a *analyzer) plan() error {
 	lit := QuoteLiteral(a.tenant.ID)
+	for _, t := range a.masks {
+		var err error
+		if t.copy != nil {
+			err = a.planCopy(t, "")
+		} else {
+			err = a.planWrap(t, "")
+		}
+		if err != nil {
+			return fmt.Errorf("planning the masking of %s: %w", t.rel.QualifiedName(), err)
+		}
+	}
+	if a.mode != ModeEnforce {
+		return nil
+	}
 	for _, t := range a.targets {
 		var err error
 		switch {
 		case t.copy != nil:
 			err = a.planCopy(t, lit)
 		case t.conflict != nil:
-			if !t.safeConflict {
-				err = a.planConflict(t, lit)
-			}
+			// Guarded even when the conflict target includes the tenant column: it costs one predicate.
+			err = a.planConflict(t, lit)
 		case t.dml != nil:
 			if !t.dml.currentOf {
 				err = a.planDML(t, lit)
@@ -48,8 +62,21 @@ func (a *analyzer) plan() error {
 // (a TABLESAMPLE clause); sys lists system columns to expose.
 func (a *analyzer) scopedSubquery(t *target, lit, extra string, only bool) string {
 	cols := "*"
+	if masked := maskedColumns(t.rel); t.mask && masked != nil {
+		var list []string
+		for _, c := range t.rel.Columns {
+			if m, ok := masked[c.Name]; ok {
+				list = append(list, m+" AS "+QuoteIdent(c.Name))
+			} else {
+				list = append(list, innerAlias+"."+QuoteIdent(c.Name))
+			}
+		}
+		cols = strings.Join(list, ", ")
+	}
 	if len(t.sysCols) > 0 {
-		cols = innerAlias + ".*"
+		if cols == "*" {
+			cols = innerAlias + ".*"
+		}
 		for _, c := range t.sysCols {
 			cols += ", " + innerAlias + "." + c
 		}
@@ -62,6 +89,10 @@ func (a *analyzer) scopedSubquery(t *target, lit, extra string, only bool) strin
 	fmt.Fprintf(&b, "%s AS %s", t.rel.QualifiedName(), innerAlias)
 	if extra != "" {
 		b.WriteString(" " + extra)
+	}
+	if t.mask {
+		b.WriteString(")")
+		return b.String()
 	}
 	fmt.Fprintf(&b, " WHERE %s.%s = %s", innerAlias, QuoteIdent(t.rel.TenantColumn().Name), lit)
 	if a.leaky {
@@ -131,6 +162,14 @@ func (a *analyzer) planWrap(t *target, lit string) error {
 				return err
 			}
 			txt.replace(txt.toks[i].start, txt.toks[i+2].start, "")
+		}
+		// A whole-row reference keeps the relation's row type.
+		for _, cr := range t.wholeRows {
+			i, err := txt.at(int(cr.Location))
+			if err != nil {
+				return err
+			}
+			txt.replace(txt.toks[i].start, txt.toks[i].end, "CAST("+txt.src(i, i)+" AS "+t.rel.QualifiedName()+")")
 		}
 		txt.replace(txt.toks[first].start, txt.toks[last].end, repl)
 		return nil
@@ -241,7 +280,9 @@ func (a *analyzer) planCopy(t *target, lit string) error {
 	if err != nil {
 		return err
 	}
-	sub := a.scopedSubquery(t, lit, "", true)
+	// COPY of a table copies its own rows, not its children's; a partitioned table has none of its own,
+	// and PostgreSQL refuses to copy it: its scoped query reads the partitions.
+	sub := a.scopedSubquery(t, lit, "", t.rel.Kind != KindPartitioned)
 	if len(t.copy.Attlist) > 0 {
 		var cols []string
 		for _, c := range names(t.copy.Attlist) {

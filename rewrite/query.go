@@ -107,9 +107,6 @@ func (a *analyzer) query(s *pg_query.SelectStmt, parent *scope, top bool) ([]Col
 	if err := a.systemColumns(lvl); err != nil {
 		return nil, err
 	}
-	if err := a.catalogStars(lvl); err != nil {
-		return nil, err
-	}
 	return a.outputColumns(s.TargetList, lvl), nil
 }
 
@@ -231,9 +228,12 @@ func (a *analyzer) fromItem(n *pg_query.Node, lvl *scope, where *pg_query.Node, 
 				return err
 			}
 		}
-		ri := &rangeItem{}
+		ri := &rangeItem{cols: a.functionColumns(item)}
 		if item.Alias != nil {
 			ri.ref = item.Alias.Aliasname
+			if aliases := names(item.Alias.Colnames); len(aliases) > 0 && ri.cols != nil {
+				ri.cols = renamed(ri.cols, aliases)
+			}
 		}
 		lvl.items = append(lvl.items, ri)
 		return nil
@@ -256,6 +256,31 @@ func (a *analyzer) fromItem(n *pg_query.Node, lvl *scope, where *pg_query.Node, 
 	default:
 		return refusef(ReasonUnsupportedSyntax, "unsupported FROM item")
 	}
+}
+
+// functionColumns returns the columns of a function in FROM when the rewriter can tell them: unnest of an
+// array cast to a type (unnest($1::int[])), with its ordinality.
+func (a *analyzer) functionColumns(rf *pg_query.RangeFunction) []Column {
+	if len(rf.Functions) != 1 || rf.IsRowsfrom {
+		return nil
+	}
+	items := rf.Functions[0].GetList().GetItems()
+	fc := items[0].GetFuncCall()
+	if fc == nil || len(fc.Args) != 1 {
+		return nil
+	}
+	if fn := names(fc.Funcname); len(fn) == 0 || fn[len(fn)-1] != "unnest" || len(fn) == 2 && fn[0] != "pg_catalog" {
+		return nil
+	}
+	elem := a.arrayElement(fc.Args[0])
+	if elem == 0 {
+		return nil
+	}
+	cols := []Column{{Name: "unnest", Type: elem}}
+	if rf.Ordinality {
+		cols = append(cols, Column{Name: "ordinality", Type: oidInt8})
+	}
+	return cols
 }
 
 // commonColumns returns the column names both sides of a NATURAL join have, or a name no side has when a
@@ -329,14 +354,26 @@ func (a *analyzer) relationRef(rv *pg_query.RangeVar, sample *pg_query.RangeTabl
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed: its state is shared by every workspace", rel.QualifiedName()), rv.Location)
 	case rel.Global, isCatalogSchema(rel.Schema):
-		if rel.Schema == "pg_catalog" && rel.Name == "pg_class" {
-			a.usesPgClas = true
+		if maskedColumns(rel) != nil && !a.postCheck {
+			ri.target = &target{rv: rv, rel: rel, ref: ref, sample: sample, scope: lvl, mask: true}
+			a.masks = append(a.masks, ri.target)
 		}
 	default:
 		return a.at(refusef(ReasonUnscopedRelation, "relation %s has no %s column and is not a global table", rel.QualifiedName(), QuoteIdent(a.pol.TenantColumn)), rv.Location)
 	}
 	a.addRelation(rel)
 	lvl.items = append(lvl.items, ri)
+	return nil
+}
+
+// maskedColumns returns, for a catalog relation with columns that count every workspace's rows, what
+// those columns read as instead: pg_class's row and page counts read as "never analyzed". Masking the
+// columns rather than refusing them keeps introspection (select *, alias lists, COPY) working without
+// any way around it.
+func maskedColumns(rel *Relation) map[string]string {
+	if rel.Schema == "pg_catalog" && rel.Name == "pg_class" {
+		return map[string]string{"reltuples": "CAST(-1 AS real)", "relpages": "0", "relallvisible": "0"}
+	}
 	return nil
 }
 

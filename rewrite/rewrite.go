@@ -84,6 +84,9 @@ type Result struct {
 	Fenced bool
 	// Checks are parameters whose bound values must be the workspace's id.
 	Checks []ParamCheck
+	// Executes are the SQL-level EXECUTE statements, whose arguments must pass the checks of the prepared
+	// statement they run: it may have been prepared through the protocol with parameter checks.
+	Executes []Execute
 	// Alerts report what the statement attempted that operators should see.
 	Alerts []Alert
 	// Relations are the relations the statement reads or writes, schema-qualified.
@@ -142,13 +145,11 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	if err := a.run(tree); err != nil {
 		return nil, err
 	}
-	res := &Result{Checks: a.checks, Alerts: a.alerts, Relations: a.relations, Writes: a.writes}
-	if in.Mode == ModeEnforce {
-		if err := a.plan(); err != nil {
-			return nil, refusef(ReasonRewriteCheck, "%v", err)
-		}
-		res.Fenced = a.leaky && len(a.targets) > 0
+	res := &Result{Checks: a.checks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes}
+	if err := a.plan(); err != nil {
+		return nil, refusef(ReasonRewriteCheck, "%v", err)
 	}
+	res.Fenced = in.Mode == ModeEnforce && a.leaky && len(a.targets) > 0
 	out, positions, err := txt.apply()
 	if err != nil {
 		return nil, refusef(ReasonRewriteCheck, "%v", err)

@@ -155,6 +155,9 @@ func (a *analyzer) copyStmt(s *pg_query.CopyStmt) error {
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed", rel.QualifiedName()), rv.Location)
 	case rel.Global, isCatalogSchema(rel.Schema):
+		if maskedColumns(rel) != nil && !a.postCheck {
+			a.masks = append(a.masks, &target{rv: rv, rel: rel, ref: rv.Relname, copy: s, mask: true})
+		}
 		return nil
 	}
 	return a.at(refusef(ReasonUnscopedRelation, "relation %s has no %s column and is not a global table", rel.QualifiedName(), QuoteIdent(a.pol.TenantColumn)), rv.Location)

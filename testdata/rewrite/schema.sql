@@ -36,6 +36,7 @@ CREATE TABLE events (
 ) PARTITION BY RANGE (at);
 CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE plans (id int PRIMARY KEY, name text NOT NULL, price numeric);
+CREATE DOMAIN short_label AS text CHECK (length(VALUE) < 5);
 CREATE TABLE countries (code text PRIMARY KEY, name text);
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, message text);
 CREATE SEQUENCE invoice_numbers;
