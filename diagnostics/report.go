@@ -234,7 +234,7 @@ func Fix(reason string, relations []string) string {
 		return "load rows with INSERT (multi-row VALUES or INSERT ... SELECT) instead of COPY FROM STDIN"
 	case "merge_refused":
 		return "rewrite MERGE as INSERT ... ON CONFLICT, UPDATE and DELETE"
-	case "catalog_relation_refused", "catalog_column_refused":
+	case "catalog_relation_refused":
 		return "read the schema from other catalog relations; statistics and activity views show every workspace"
 	case "permission_denied":
 		return "grant the workspace the write permission, or stop writing from this application"

@@ -46,8 +46,6 @@ const (
 	ReasonUnknownRelation Reason = "unknown_relation"
 	// ReasonCatalogRelation: a system catalog or view that exposes other workspaces' data or activity.
 	ReasonCatalogRelation Reason = "catalog_relation_refused"
-	// ReasonCatalogColumn: a catalog column that counts rows of every workspace (pg_class.reltuples...).
-	ReasonCatalogColumn Reason = "catalog_column_refused"
 	// ReasonTempRelation: temporary relations and pg_temp.
 	ReasonTempRelation Reason = "temp_relation_refused"
 	// ReasonSequenceRead: reading a sequence relation directly.
@@ -77,7 +75,8 @@ const (
 	ReasonTwoPhase Reason = "two_phase_commit_refused"
 	// ReasonChannelName: a LISTEN/NOTIFY channel name too long once namespaced to the workspace.
 	ReasonChannelName Reason = "channel_name_too_long"
-	// ReasonSystemColumn: a system column (xmin, ctid, ...) together with * on a tenant relation.
+	// ReasonSystemColumn: ctid of a tenant relation (where rows are stored tells how many other rows
+	// there are), or a system column (xmin, tableoid, ...) together with * on a tenant relation.
 	ReasonSystemColumn Reason = "system_column_refused"
 	// ReasonPermission: a statement kind the workspace's permissions do not allow.
 	ReasonPermission Reason = "permission_denied"
