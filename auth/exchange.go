@@ -42,6 +42,7 @@ type Exchange struct {
 	verifiers []Verifier
 	cb        scram.ChannelBinding
 	convs     []*scram.ServerConversation
+	matched   int // index of the verifier the key matched, -1 until Finish succeeds
 }
 
 // NewExchange prepares an exchange that accepts a key matching any of verifiers, which must share salt and
@@ -53,7 +54,7 @@ func NewExchange(user string, verifiers []Verifier, decoySecret []byte, cb scram
 	if len(verifiers) == 0 {
 		verifiers = []Verifier{decoy(user, decoySecret)}
 	}
-	return &Exchange{verifiers: verifiers, cb: cb}
+	return &Exchange{verifiers: verifiers, cb: cb, matched: -1}
 }
 
 // decoy returns a verifier no key matches, with a salt that is stable for user (a salt that changed between
@@ -123,13 +124,23 @@ func (e *Exchange) Start(mechanism string, clientFirst []byte) ([]byte, error) {
 
 // Finish consumes the client-final-message and returns the server-final-message, or ErrAuthFailed.
 func (e *Exchange) Finish(clientFinal []byte) ([]byte, error) {
-	for _, conv := range e.convs {
+	for i, conv := range e.convs {
 		msg, err := conv.Step(string(clientFinal))
 		if err == nil && conv.Valid() {
+			e.matched = i
 			return []byte(msg), nil
 		}
 	}
 	return nil, ErrAuthFailed
+}
+
+// Matched returns the verifier the client's key matched, after Finish succeeded: revoking that key (removing
+// the verifier) ends the sessions it opened.
+func (e *Exchange) Matched() (Verifier, bool) {
+	if e.matched < 0 {
+		return Verifier{}, false
+	}
+	return e.verifiers[e.matched], true
 }
 
 func newNonce() string {

@@ -67,8 +67,16 @@ func keys(t *testing.T, n int) ([]string, []Verifier) {
 func TestExchangeAcceptsEveryKeyOfTheWorkspace(t *testing.T) {
 	ks, vs := keys(t, 3)
 	for i, k := range ks {
-		if err := login(t, NewExchange("acme", vs, []byte("secret"), scram.ChannelBinding{}), k, MechanismSCRAM, nil); err != nil {
+		ex := NewExchange("acme", vs, []byte("secret"), scram.ChannelBinding{})
+		if _, ok := ex.Matched(); ok {
+			t.Errorf("key %d: Matched before the exchange", i)
+		}
+		if err := login(t, ex, k, MechanismSCRAM, nil); err != nil {
 			t.Errorf("key %d: %v", i, err)
+		}
+		// The exchange tells which key it was, so revoking that key can end the session.
+		if m, ok := ex.Matched(); !ok || !m.Equal(vs[i]) {
+			t.Errorf("key %d: Matched() = %v, %v; want verifier %d", i, m, ok, i)
 		}
 	}
 }

@@ -40,6 +40,12 @@ type Verifier struct {
 	ServerKey  []byte
 }
 
+// Equal reports whether v and o are the same verifier.
+func (v Verifier) Equal(o Verifier) bool {
+	return v.Iterations == o.Iterations && bytes.Equal(v.Salt, o.Salt) && bytes.Equal(v.StoredKey, o.StoredKey) &&
+		bytes.Equal(v.ServerKey, o.ServerKey)
+}
+
 // NewKey returns a fresh random API key.
 func NewKey() (string, error) {
 	b := make([]byte, keyEntropy)

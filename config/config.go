@@ -64,6 +64,9 @@ type Config struct {
 	// RLS says row-level security is part of the deployment: isolation checks then require it, with a
 	// policy on the tenant setting, on every tenant table (`tenantproxy rls` prints the SQL). Default false.
 	RLS bool `yaml:"rls"`
+	// Limits are the per-workspace limits of each tier; a workspace's own limits override them.
+	// Default: see DefaultLimits.
+	Limits map[tenant.Tier]Limits `yaml:"limits"`
 	// Workspaces are the tenants allowed to connect.
 	Workspaces []Workspace `yaml:"workspaces"`
 	// Diagnostics configures what the proxy reports.
@@ -114,10 +117,63 @@ type Workspace struct {
 	Entitlements []string `yaml:"entitlements"`
 	// Mode overrides the global mode for this workspace. Default: the global mode.
 	Mode Mode `yaml:"mode"`
+	// Limits override the limits of the workspace's tier, field by field. Default: none.
+	Limits Limits `yaml:"limits"`
 	// Keys are SCRAM-SHA-256 verifiers of the workspace's API keys (from `tenantproxy keys new` or
 	// `tenantproxy keys hash`); never plaintext keys. Several keys allow rotation; they must share salt and
 	// iteration count. A workspace without keys cannot connect.
 	Keys []string `yaml:"keys"`
+}
+
+// Limits bound what one workspace may use, so that one busy workspace cannot starve the others. A nil
+// field is unset: a workspace's falls back to its tier's, and a tier's to its default.
+type Limits struct {
+	// MaxConnections is how many client connections the workspace may have open at once; more are
+	// refused with FATAL 53300. 0 is unlimited.
+	MaxConnections *int `yaml:"max_connections"`
+	// StatementsPerSecond is the sustained rate of statements (Query and Execute messages) the workspace
+	// may run, with bursts of up to one second's worth; more are refused with ErrorResponse 53400 and
+	// not run. 0 is unlimited.
+	StatementsPerSecond *float64 `yaml:"statements_per_second"`
+}
+
+// Limit is a resolved Limits: every field set. 0 is unlimited.
+type Limit struct {
+	MaxConnections      int
+	StatementsPerSecond float64
+}
+
+// DefaultLimits are the limits of tiers the configuration does not set: free workspaces get a small
+// share; standard ones (the tier of workspaces that name none) room for a connection pool and no rate
+// limit, so that a configuration written before limits existed keeps working under load; enterprise ones
+// no limits.
+var DefaultLimits = map[tenant.Tier]Limit{
+	tenant.TierFree:       {MaxConnections: 5, StatementsPerSecond: 50},
+	tenant.TierStandard:   {MaxConnections: 100, StatementsPerSecond: 0},
+	tenant.TierEnterprise: {MaxConnections: 0, StatementsPerSecond: 0},
+}
+
+// LimitFor returns the workspace's limits: its own fields, else its tier's, else the tier's defaults.
+func (c *Config) LimitFor(w Workspace) Limit {
+	l := DefaultLimits[w.Tier]
+	for _, o := range []Limits{c.Limits[w.Tier], w.Limits} {
+		if o.MaxConnections != nil {
+			l.MaxConnections = *o.MaxConnections
+		}
+		if o.StatementsPerSecond != nil {
+			l.StatementsPerSecond = *o.StatementsPerSecond
+		}
+	}
+	return l
+}
+
+func (l Limits) validate(where string, bad func(string, ...any)) {
+	if l.MaxConnections != nil && *l.MaxConnections < 0 {
+		bad("%s: max_connections must not be negative", where)
+	}
+	if l.StatementsPerSecond != nil && *l.StatementsPerSecond < 0 {
+		bad("%s: statements_per_second must not be negative", where)
+	}
 }
 
 // Diagnostics configures the diagnostics event log.
@@ -284,6 +340,13 @@ func (c *Config) Validate() error {
 		bad("timeouts: must not be negative")
 	}
 
+	for tier, l := range c.Limits {
+		if _, ok := DefaultLimits[tier]; !ok {
+			bad("limits: %q is not free, standard or enterprise", tier)
+		}
+		l.validate(fmt.Sprintf("limits.%s", tier), bad)
+	}
+
 	slugs, ids := map[string]bool{}, map[string]bool{}
 	for i, w := range c.Workspaces {
 		where := fmt.Sprintf("workspaces[%d]", i)
@@ -322,6 +385,7 @@ func (c *Config) Validate() error {
 		if _, err := w.Verifiers(); err != nil {
 			bad("%s: %v", where, err)
 		}
+		w.Limits.validate(where+": limits", bad)
 	}
 	return errors.Join(errs...)
 }

@@ -114,6 +114,9 @@ func TestValidateErrors(t *testing.T) {
 		{"plaintext key", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + key + "']}]", "never plaintext keys"},
 		{"mixed salts", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + verifier(t, salt1) + "', '" + verifier(t, salt2) + "']}]", "share salt"},
 		{"bad duration", "upstream: postgres://u@h/app\ntimeouts: {startup: soon}", "parsing YAML"},
+		{"bad limit tier", "upstream: postgres://u@h/app\nlimits: {gold: {max_connections: 1}}", `limits: "gold"`},
+		{"negative limit", "upstream: postgres://u@h/app\nlimits: {free: {statements_per_second: -1}}", "limits.free: statements_per_second"},
+		{"negative override", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, limits: {max_connections: -2}}]", `workspace "a": limits: max_connections`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc))
@@ -121,6 +124,34 @@ func TestValidateErrors(t *testing.T) {
 				t.Fatalf("Parse() error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLimitFor(t *testing.T) {
+	c, err := Parse([]byte(`
+upstream: postgres://u@h/app
+limits:
+  free: {max_connections: 2}
+  enterprise: {statements_per_second: 10000}
+workspaces:
+  - {id: '1', slug: a, tier: free}
+  - {id: '2', slug: b, tier: free, limits: {statements_per_second: 5, max_connections: 0}}
+  - {id: '3', slug: c}
+  - {id: '4', slug: d, tier: enterprise}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Limit{
+		"a": {MaxConnections: 2, StatementsPerSecond: DefaultLimits[tenant.TierFree].StatementsPerSecond},
+		"b": {MaxConnections: 0, StatementsPerSecond: 5},
+		"c": DefaultLimits[tenant.TierStandard],
+		"d": {MaxConnections: 0, StatementsPerSecond: 10000},
+	}
+	for _, w := range c.Workspaces {
+		if got := c.LimitFor(w); got != want[w.Slug] {
+			t.Errorf("LimitFor(%s) = %+v, want %+v", w.Slug, got, want[w.Slug])
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package diagnostics
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,10 +99,41 @@ func TestLogCountsDroppedEvents(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
-	rec := httptest.NewRecorder()
-	AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	if rec.Code != 200 || rec.Body.String() != "ok\n" {
-		t.Fatalf("/healthz: %d %q", rec.Code, rec.Body.String())
+func TestAdminHandler(t *testing.T) {
+	m := NewMetrics()
+	acme := m.Workspace("acme")
+	acme.Statement(DecisionRewritten)
+	acme.Refused("unscoped_relation")
+	acme.Completed(0.002, 3, 120)
+	var notReady error = errors.New("catalog not loaded")
+	h := AdminHandler(AdminOptions{Metrics: m, Ready: func() error { return notReady }})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "catalog not loaded") {
+		t.Errorf("/readyz while not ready: %d %q", code, body)
+	}
+	notReady = nil
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d %q", code, body)
+	}
+	code, body := get("/metrics")
+	for _, want := range []string{
+		`tenantproxy_statements_total{decision="rewritten",workspace="acme"} 1`,
+		`tenantproxy_statements_total{decision="refused",workspace="acme"} 1`,
+		`tenantproxy_refusals_total{reason="unscoped_relation",workspace="acme"} 1`,
+		`tenantproxy_rows_returned_total{workspace="acme"} 3`,
+		`tenantproxy_bytes_returned_total{workspace="acme"} 120`,
+		`tenantproxy_statement_duration_seconds_count{workspace="acme"} 1`,
+		`go_goroutines`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
 	}
 }

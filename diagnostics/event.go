@@ -28,6 +28,15 @@ const (
 	// EventTenantMismatch: a statement was refused because it gave the tenant column another workspace's
 	// id (a literal, or a bound parameter).
 	EventTenantMismatch EventType = "tenant_value_mismatch"
+	// EventRateLimited: a workspace went over a limit of its tier: a statement over its rate was refused
+	// (reason rate_limited), or a connection over its cap (reason connection_limit).
+	EventRateLimited EventType = "rate_limited"
+	// EventIsolationCheckFailed: the periodic isolation check found a problem (one event per finding,
+	// when it is first found); Reason is the check, Message says what is wrong.
+	EventIsolationCheckFailed EventType = "isolation_check_failed"
+	// EventSessionTerminated: the proxy ended a session because a configuration reload revoked its key
+	// (reason key_revoked) or removed or changed its workspace (workspace_changed).
+	EventSessionTerminated EventType = "session_terminated"
 )
 
 // Severity ranks events for alerting.
@@ -65,6 +74,20 @@ type Event struct {
 	Statement string `json:"statement,omitempty"`
 	// StatementBytes is the length of the statement the client sent.
 	StatementBytes int `json:"statement_bytes,omitempty"`
+	// Message is a human explanation, for events that are not about a statement (isolation findings).
+	Message string `json:"message,omitempty"`
+
+	// The audit trail's statement events also carry:
+	// Decision is what the proxy did: rewritten, verified or passed.
+	Decision Decision `json:"decision,omitempty"`
+	// DurationMicros is the time from forwarding the statement to its completion.
+	DurationMicros int64 `json:"duration_us,omitempty"`
+	// Rows is how many rows the statement returned, or affected when it returned none (from its command
+	// tag); Bytes how many bytes of rows and COPY data it returned. Absent means 0.
+	Rows  int64 `json:"rows,omitempty"`
+	Bytes int64 `json:"bytes,omitempty"`
+	// Failed is set when the statement ended in an error from the server.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // Summarize returns sql with every constant replaced by $n (or $? where pg_query's normalization does not

@@ -2,6 +2,7 @@ package diagnostics
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -67,10 +68,11 @@ func TestReportGolden(t *testing.T) {
 func eventStream(n int) io.Reader {
 	pr, pw := io.Pipe()
 	go func() {
-		l := &Log{w: pw, now: time.Now}
+		enc := json.NewEncoder(pw)
 		for i := range n {
-			l.Report(Event{Type: EventRefused, Severity: SeverityWarning, Workspace: fmt.Sprintf("ws%d", i%50),
-				Reason: "unscoped_relation", Fingerprint: fmt.Sprintf("%016x", i), Statement: fmt.Sprintf("SELECT %d FROM t", i)})
+			_ = enc.Encode(Event{Version: FormatVersion, Time: time.Now(), Type: EventRefused, Severity: SeverityWarning,
+				Workspace: fmt.Sprintf("ws%d", i%50), Reason: "unscoped_relation", Fingerprint: fmt.Sprintf("%016x", i),
+				Statement: fmt.Sprintf("SELECT %d FROM t", i)})
 		}
 		pw.Close()
 	}()

@@ -17,12 +17,17 @@ import (
 // authenticate runs SCRAM-SHA-256 (https://www.postgresql.org/docs/current/sasl-authentication.html) for
 // the workspace named user and sets s.tenant. Every failure looks the same to the client.
 func (s *session) authenticate(user string) error {
-	ws, known := s.srv.workspaces[user]
+	live := s.srv.live.Load()
+	ws := live.workspaces[user]
+	var verifiers []auth.Verifier
+	if ws != nil {
+		verifiers = ws.verifiers
+	}
 	var cb scram.ChannelBinding
 	if s.tls != nil {
 		cb = s.srv.channelBinding
 	}
-	ex := auth.NewExchange(user, ws.verifiers, s.srv.decoySecret, cb)
+	ex := auth.NewExchange(user, verifiers, s.srv.decoySecret, cb)
 
 	s.send(&pgproto3.AuthenticationSASL{AuthMechanisms: ex.Mechanisms()})
 	if err := s.flush(); err != nil {
@@ -48,12 +53,21 @@ func (s *session) authenticate(user string) error {
 	if err != nil {
 		return s.authFailed(user, err)
 	}
-	if !known {
+	key, matched := ex.Matched()
+	if ws == nil || !matched {
 		// Unreachable: a decoy verifier matches no key. Checked anyway, since the cost of being wrong is a
 		// session without a workspace.
 		return s.authFailed(user, errors.New("unknown workspace"))
 	}
-	s.tenant, s.mode = ws.tenant, ws.mode
+	s.authKey, s.seen, s.tenant, s.mode = key, live, ws.tenant, ws.mode
+	s.wsID, s.wsSlug, s.metrics = ws.tenant.ID, ws.tenant.Slug, ws.metrics
+	s.ws.Store(ws)
+	// A reload that revoked the key after the exchange started has not seen this session: see
+	// invalidatedBy.
+	if reason := s.invalidatedBy(s.srv.live.Load()); reason != "" {
+		s.ws.Store(nil)
+		return s.authFailed(user, errors.New(reason))
+	}
 	s.channelPrefix = rewrite.ChannelPrefix(ws.tenant)
 	s.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
 	s.send(&pgproto3.AuthenticationOk{})
@@ -84,6 +98,7 @@ func (s *session) readPasswordMessage(msg pgproto3.FrontendMessage) error {
 // same whether the workspace exists or not.
 func (s *session) authFailed(user string, cause error) error {
 	s.log.Warn("authentication failed", zap.String("workspace", user), zap.Error(cause))
+	s.srv.metrics.AuthFailed()
 	s.srv.report(diagnostics.Event{
 		Type:       diagnostics.EventAuthFailed,
 		Severity:   diagnostics.SeverityWarning,

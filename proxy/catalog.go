@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/tenantproxy/tenantproxy/internal/pgcatalog"
@@ -36,10 +38,11 @@ func (srv *Server) LoadCatalog(ctx context.Context) error {
 		return fmt.Errorf("the upstream has standard_conforming_strings=%s; tenantproxy requires on", scs)
 	}
 	column, _ := srv.cfg.Tenant.ColumnName()
+	live := srv.live.Load().cfg
 	cat, warnings, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{
 		TenantColumn:   column,
-		Global:         srv.cfg.GlobalTables,
-		WritableGlobal: srv.cfg.WritableGlobalTables,
+		Global:         live.GlobalTables,
+		WritableGlobal: live.WritableGlobalTables,
 	})
 	if err != nil {
 		return fmt.Errorf("reading the catalog: %w", err)
@@ -59,10 +62,60 @@ func (srv *Server) LoadCatalog(ctx context.Context) error {
 			}
 		}
 	}
-	srv.rewriter.Store(rewrite.New(cat, srv.cfg.Policy()))
+	srv.installRewriter(rewrite.New(cat, live.Policy()))
 	srv.catalogLoaded.Store(time.Now().UnixNano())
 	srv.log.Info("catalog loaded", zap.Int("tenant_relations", tenants), zap.Int("server_version", cat.ServerVersion))
 	return nil
+}
+
+// installRewriter makes rw the rewriter of new statements, keeping the cache counts of the one it replaces.
+func (srv *Server) installRewriter(rw *rewrite.Rewriter) {
+	if old := srv.rewriter.Swap(rw); old != nil {
+		hits, misses := old.CacheStats()
+		srv.cacheBase[0].Add(hits)
+		srv.cacheBase[1].Add(misses)
+	}
+}
+
+// registerMetrics registers the metrics the server computes on demand.
+func (srv *Server) registerMetrics() {
+	cache := func(i int) func() float64 {
+		return func() float64 {
+			n := srv.cacheBase[i].Load()
+			if rw := srv.rewriter.Load(); rw != nil {
+				hits, misses := rw.CacheStats()
+				n += []uint64{hits, misses}[i]
+			}
+			return float64(n)
+		}
+	}
+	srv.metrics.CounterFunc("rewrite_cache_hits_total", "Statements decided from the rewrite cache.", cache(0))
+	srv.metrics.CounterFunc("rewrite_cache_misses_total", "Statements parsed and decided.", cache(1))
+	srv.metrics.GaugeFunc("catalog_age_seconds", "Seconds since the upstream catalog was last read; -1 before the first read.", func() float64 {
+		loaded := srv.catalogLoaded.Load()
+		if loaded == 0 {
+			return -1
+		}
+		return time.Since(time.Unix(0, loaded)).Seconds()
+	})
+	if srv.diag != nil {
+		srv.metrics.CounterFunc("diagnostics_events_dropped_total", "Diagnostics events that could not be written.", func() float64 {
+			return float64(srv.diag.Dropped())
+		})
+	}
+}
+
+// Ready reports whether the proxy can serve statements: the catalog has been read and the upstream
+// accepts connections. It is what /readyz serves.
+func (srv *Server) Ready(ctx context.Context) error {
+	if srv.rewriter.Load() == nil {
+		return errors.New("the catalog has not been read yet")
+	}
+	pg, err := pgconn.ConnectConfig(ctx, srv.upstream)
+	if err != nil {
+		return fmt.Errorf("upstream: %s", upstreamCause(err))
+	}
+	return pg.Close(ctx)
 }
 
 // RefreshCatalog reloads the catalog every interval until ctx ends, and sooner when a statement names a

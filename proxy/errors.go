@@ -34,6 +34,8 @@ const (
 	codeAdminShutdown          = "57P01"
 	codeInsufficientPrivileges = "42501"
 	codeInternalError          = "XX000"
+	codeTooManyConnections     = "53300"
+	codeConfigurationLimit     = "53400"
 )
 
 // fatalf returns a FATAL error for the client. Everything the proxy itself refuses says so: the message

@@ -94,12 +94,18 @@ func (s *session) forwardQuery(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Query message: %v", err)
 	}
 	res, refusal := s.decide(msg.String, nil)
+	if refusal == nil && !res.TransactionControl {
+		refusal = s.allowStatement()
+	}
 	if refusal == nil {
 		refusal = s.checkExecutes(res.Executes, res.Relations)
 	}
 	e := entry{kind: kindQuery, refusal: refusal}
-	if res != nil && res.Changed {
-		e.res = res
+	if refusal == nil {
+		e.run = s.startRun(msg.String, res)
+		if res.Changed {
+			e.res = res
+		}
 	}
 	if _, err := s.q.push(e); err != nil {
 		return err
@@ -129,7 +135,7 @@ func (s *session) forwardParse(n int) error {
 	if res != nil {
 		// The statement an EXECUTE names can change before this one runs: its arguments are checked when
 		// the portal runs (forwardExecute).
-		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), executes: res.Executes}
+		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), executes: res.Executes, sql: msg.Query, res: res}
 	}
 	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, p)}
 	if res != nil && res.Changed {
@@ -210,6 +216,7 @@ func (s *session) forwardBind(n int) error {
 	} else {
 		delete(s.portals, portal)
 	}
+	s.setPortal(portal, p)
 	if _, err := s.q.push(entry{kind: kindBind, refusal: refusal}); err != nil {
 		return err
 	}
@@ -225,9 +232,6 @@ func (s *session) forwardBind(n int) error {
 // forwardExecute forwards an Execute, checking the arguments of the SQL EXECUTEs its portal runs against the
 // statements they name as they are now.
 func (s *session) forwardExecute(n int) error {
-	if len(s.portals) == 0 {
-		return s.forwardAs(entry{kind: kindExecute}, 'E', n)
-	}
 	body, err := s.cr.body(n)
 	if err != nil {
 		return err
@@ -236,8 +240,19 @@ func (s *session) forwardExecute(n int) error {
 	if !ok {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Execute message")
 	}
-	refusal := s.checkExecutes(s.portals[portal], nil)
-	if _, err := s.q.push(entry{kind: kindExecute, refusal: refusal}); err != nil {
+	run := s.portalRun(portal)
+	var refusal *rewrite.Error
+	if run.res == nil || !run.res.TransactionControl {
+		refusal = s.allowStatement()
+	}
+	if refusal == nil && len(s.portals) > 0 {
+		refusal = s.checkExecutes(s.portals[portal], nil)
+	}
+	e := entry{kind: kindExecute, refusal: refusal}
+	if refusal == nil {
+		e.run = run
+	}
+	if _, err := s.q.push(e); err != nil {
 		return err
 	}
 	if refusal != nil {
@@ -260,6 +275,7 @@ func (s *session) forwardClose(n int) error {
 	name, _, _ := cutCString(body[1:])
 	if body[0] == 'P' {
 		delete(s.portals, name)
+		delete(s.portalRuns, name)
 	}
 	if _, err := s.q.push(entry{kind: kindClose, closed: name, closeStmt: body[0] == 'S'}); err != nil {
 		return err
@@ -298,6 +314,7 @@ func (s *session) refuseFunctionCall(n int) error {
 
 // decide passes sql through the rewrite seam, reporting refusals and alerts.
 func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite.Error) {
+	s.current() // a reload may have changed the workspace's permissions
 	rw := s.srv.rewriter.Load()
 	if rw == nil {
 		refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: "catalog_unavailable",
@@ -343,6 +360,7 @@ func (s *session) report(refusal *rewrite.Error, sql string, relations []string)
 	}
 	s.log.Info("statement refused",
 		zap.String("reason", string(refusal.Reason)), zap.String("fingerprint", fingerprint))
+	s.metrics.Refused(string(refusal.Reason))
 	s.srv.report(s.event(event, severity, string(refusal.Reason), refusal.Code, statement, fingerprint, sql, relations, refusal.Position))
 }
 
@@ -352,6 +370,7 @@ func (s *session) reportAlerts(res *rewrite.Result, sql string) {
 	statement, fingerprint := diagnostics.Summarize(sql)
 	for _, a := range res.Alerts {
 		s.log.Warn("cross-tenant alert", zap.String("reason", string(a.Reason)), zap.String("fingerprint", fingerprint))
+		s.metrics.Alert(string(a.Reason))
 		s.srv.report(s.event(diagnostics.EventCrossTenantAlert, diagnostics.SeverityCritical, string(a.Reason), "", statement, fingerprint, sql, a.Relations, 0))
 	}
 }
@@ -360,8 +379,8 @@ func (s *session) event(typ diagnostics.EventType, sev diagnostics.Severity, rea
 	return diagnostics.Event{
 		Type:            typ,
 		Severity:        sev,
-		WorkspaceID:     s.tenant.ID,
-		Workspace:       s.tenant.Slug,
+		WorkspaceID:     s.wsID,
+		Workspace:       s.wsSlug,
 		ConnID:          s.id,
 		ClientAddr:      s.clientAddr,
 		ApplicationName: s.appName,
@@ -400,8 +419,15 @@ func (s *session) upstreamToClient() error {
 			return s.upstreamLost(err)
 		}
 		switch typ {
-		case 'D', 'd', 'N', 'S':
-			// Rows, COPY data and asynchronous messages change nothing the proxy tracks.
+		case 'D', 'd':
+			// Rows and COPY data change nothing the proxy tracks but what the statement returned.
+			if typ == 'D' {
+				s.tally.rows++
+			}
+			s.tally.bytes += int64(n)
+			err = s.ur.copyBody(s.cw, typ, n)
+		case 'N', 'S':
+			// Asynchronous messages change nothing the proxy tracks.
 			err = s.ur.copyBody(s.cw, typ, n)
 		case 'A':
 			err = s.relayNotification(n)
@@ -415,6 +441,8 @@ func (s *session) upstreamToClient() error {
 				}
 				return errShutdown
 			}
+		case 'C':
+			err = s.relayCommandComplete(n)
 		default:
 			var done *entry
 			if done, err = s.q.step(typ); err == nil {
@@ -436,7 +464,26 @@ func (s *session) completed(e *entry, typ byte) {
 		s.stmts.resolveParse(e.parse, true)
 	case e.closeStmt && typ == '3':
 		s.stmts.closed(e.closed)
+	case e.kind == kindExecute:
+		s.finishRun(*e, false)
 	}
+}
+
+// relayCommandComplete relays a CommandComplete, counting the rows its tag reports for the audit trail
+// before it completes an Execute.
+func (s *session) relayCommandComplete(n int) error {
+	body, err := s.ur.body(n)
+	if err != nil {
+		return s.upstreamLost(err)
+	}
+	s.tally.countCommandTag(body)
+	done, err := s.q.step('C')
+	if err != nil {
+		return err
+	}
+	s.completed(done, 'C')
+	writeFrame(s.cw, 'C', body)
+	return nil
 }
 
 func (s *session) relayError(n int) error {
@@ -452,6 +499,13 @@ func (s *session) relayError(n int) error {
 		if e.parse != nil {
 			s.stmts.resolveParse(e.parse, false)
 		}
+	}
+	switch {
+	case failed == nil:
+	case failed.kind == kindExecute:
+		s.finishRun(*failed, true)
+	case failed.kind == kindQuery:
+		s.tally.failed = true // the Query completes at ReadyForQuery
 	}
 	switch {
 	case failed != nil && failed.refusal != nil:
@@ -517,7 +571,10 @@ func (s *session) relayReady(n int) (end bool, err error) {
 	if len(body) != 1 {
 		return false, fmt.Errorf("%w: ReadyForQuery of %d bytes", errProtocolViolation, len(body))
 	}
-	end, err = s.q.ready(body[0])
+	e, end, err := s.q.ready(body[0])
+	if err == nil && e.kind == kindQuery {
+		s.finishRun(e, false)
+	}
 	writeFrame(s.cw, 'Z', body)
 	return end, err
 }
@@ -526,9 +583,13 @@ func (s *session) relayReady(n int) (end bool, err error) {
 // the server closes the connection and the client has already been told why; otherwise the client is told
 // the connection was lost.
 func (s *session) upstreamLost(err error) error {
-	if s.upstreamFatal {
+	switch {
+	case s.upstreamFatal:
 		return fmt.Errorf("upstream closed the session after a FATAL error: %w", err)
+	case s.upstreamClosed.Load():
+		return fmt.Errorf("upstream connection closed: %w", err)
 	}
+	s.srv.metrics.UpstreamError("lost")
 	lost := fatalf(codeConnectionFailure, "upstream_lost", "the connection to the database was lost")
 	return fmt.Errorf("%w (%v)", lost, err)
 }

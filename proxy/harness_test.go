@@ -65,6 +65,8 @@ type testProxy struct {
 	Addr     *net.TCPAddr
 	Keys     map[string]string // workspace slug -> API key
 	DiagPath string
+	Diag     *diagnostics.Log
+	Metrics  *diagnostics.Metrics
 	// Logs holds everything the proxy logged.
 	Logs *observer.ObservedLogs
 }
@@ -121,7 +123,8 @@ func startProxyWith(t *testing.T, schema string, opts ...func(*config.Config)) *
 	logger := zaptest.NewLogger(t, zaptest.Level(zapcore.DebugLevel),
 		zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, observed) })))
 	p.Logs = logs
-	srv, err := proxy.New(cfg, proxy.Options{Logger: logger, Diagnostics: diag})
+	p.Diag, p.Metrics = diag, diagnostics.NewMetrics()
+	srv, err := proxy.New(cfg, proxy.Options{Logger: logger, Diagnostics: diag, Metrics: p.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +203,7 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 // Events returns the events of the diagnostics log so far.
 func (p *testProxy) Events(t *testing.T) []diagnostics.Event {
 	t.Helper()
+	p.Diag.Flush()
 	f, err := os.Open(p.DiagPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -447,6 +447,7 @@ func TestLifecycleNoLeaks(t *testing.T) {
 	if err := p.Server.Close(); err != nil {
 		t.Fatal(err)
 	}
+	_ = p.Diag.Close() // its writer goroutine belongs to the harness
 
 	goleak.VerifyNone(t, before)
 	lifeAwaitGone(t, p.Admin(t), "backend of "+p.DB.Role, "usename = $1", p.DB.Role)

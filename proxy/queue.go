@@ -66,6 +66,8 @@ type entry struct {
 	// closed is the name of the statement a Close 'S' closes, with closeStmt set.
 	closed    string
 	closeStmt bool
+	// run, for a Query or Execute, is the statement it runs, for metrics and the audit trail.
+	run statementRun
 }
 
 // queue holds the frontend messages awaiting a response, in order, and what the proxy knows of the
@@ -155,21 +157,21 @@ func (q *queue) fail() (failed *entry, skipped []entry) {
 	return &e, skipped
 }
 
-// ready accounts for ReadyForQuery with transaction status status. It reports whether the session is now
-// idle while draining, that is, whether it should end.
-func (q *queue) ready(status byte) (endNow bool, err error) {
+// ready accounts for ReadyForQuery with transaction status status. It returns the entry the message
+// completed, and reports whether the session is now idle while draining, that is, whether it should end.
+func (q *queue) ready(status byte) (completed entry, endNow bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.len() == 0 {
-		return false, fmt.Errorf("%w: ReadyForQuery with no request pending", errDesync)
+		return entry{}, false, fmt.Errorf("%w: ReadyForQuery with no request pending", errDesync)
 	}
 	e := q.entries[q.head]
 	if e.kind != kindQuery && e.kind != kindSync {
-		return false, fmt.Errorf("%w: ReadyForQuery in response to %s", errDesync, e.kind)
+		return entry{}, false, fmt.Errorf("%w: ReadyForQuery in response to %s", errDesync, e.kind)
 	}
 	q.head++
 	q.txStatus = status
-	return q.draining && q.idle(), nil
+	return e, q.draining && q.idle(), nil
 }
 
 // drain marks the session as draining and reports whether it is idle now.

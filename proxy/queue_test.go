@@ -37,7 +37,7 @@ func play(q *queue, ops []op) (substituted int, err error) {
 				substituted++
 			}
 		case 'Z':
-			_, err = q.ready(o.status)
+			_, _, err = q.ready(o.status)
 		default:
 			_, err = q.step(o.backend)
 		}
@@ -137,13 +137,13 @@ func TestQueueDrain(t *testing.T) {
 	if q.drain() {
 		t.Fatal("a session with a query in flight is not idle")
 	}
-	if end, _ := q.ready('T'); end {
+	if _, end, _ := q.ready('T'); end {
 		t.Fatal("a session inside a transaction must not be ended")
 	}
 	if _, err := q.push(entry{kind: kindQuery}); err != nil {
 		t.Fatalf("a draining session inside a transaction must still run statements: %v", err)
 	}
-	if end, _ := q.ready('I'); !end {
+	if _, end, _ := q.ready('I'); !end {
 		t.Fatal("a draining session that reaches idle must end")
 	}
 }

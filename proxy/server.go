@@ -20,7 +20,6 @@ import (
 	"github.com/tenantproxy/tenantproxy/config"
 	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/rewrite"
-	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
 // Options are a Server's collaborators.
@@ -29,36 +28,40 @@ type Options struct {
 	Logger *zap.Logger
 	// Diagnostics receives refusal and authentication events. Default: none are recorded.
 	Diagnostics *diagnostics.Log
-}
-
-// workspace is what a session needs of a configured workspace.
-type workspace struct {
-	tenant    *tenant.Context
-	mode      rewrite.Mode
-	verifiers []auth.Verifier
+	// Metrics receives the proxy's metrics. Default: metrics are kept but not served.
+	Metrics *diagnostics.Metrics
 }
 
 // Server accepts client connections and runs a session for each.
 type Server struct {
+	// cfg is the configuration the server started with; live holds its reloadable part as of the last
+	// reload.
 	cfg            *config.Config
+	live           atomic.Pointer[liveConfig]
+	reloadMu       sync.Mutex        // serializes reloads
+	usage          map[string]*usage // by slug, for every workspace ever configured; under reloadMu
 	log            *zap.Logger
 	diag           *diagnostics.Log
+	metrics        *diagnostics.Metrics
 	upstream       *pgconn.Config
 	database       string
-	workspaces     map[string]workspace
 	tlsConfig      *tls.Config
 	channelBinding scram.ChannelBinding
 	decoySecret    []byte
 	cancels        cancelRegistry
 	nextID         atomic.Uint64
+	// summaries caches normalized statements for the audit trail.
+	summaries summaryCache
 	// poisonStatement names no prepared statement a client can have made: a Bind to it always fails.
 	poisonStatement string
 
 	// The rewriter of the current catalog; nil until the catalog is first loaded.
-	rewriter           atomic.Pointer[rewrite.Rewriter]
-	catalogMu          sync.Mutex // serializes loads
-	catalogWarnings    []string
-	catalogLoaded      atomic.Int64 // unix nanoseconds of the last load
+	rewriter        atomic.Pointer[rewrite.Rewriter]
+	catalogMu       sync.Mutex // serializes loads
+	catalogWarnings []string
+	catalogLoaded   atomic.Int64 // unix nanoseconds of the last load
+	// cacheBase holds the cache hits and misses of rewriters replaced since start.
+	cacheBase          [2]atomic.Uint64
 	refreshNow         chan struct{}
 	lastRefreshRequest atomic.Int64
 
@@ -77,25 +80,29 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	srv := &Server{
 		cfg:        cfg,
+		usage:      map[string]*usage{},
 		log:        opts.Logger,
 		diag:       opts.Diagnostics,
+		metrics:    opts.Metrics,
 		refreshNow: make(chan struct{}, 1),
 		upstream:   upstream,
 		database:   upstream.Database,
-		workspaces: map[string]workspace{},
 		listeners:  map[net.Listener]struct{}{},
 		sessions:   map[*session]struct{}{},
 	}
 	if srv.log == nil {
 		srv.log = zap.NewNop()
 	}
-	for _, w := range cfg.Workspaces {
-		vs, err := w.Verifiers()
-		if err != nil {
-			return nil, fmt.Errorf("workspace %q: %w", w.Slug, err)
-		}
-		srv.workspaces[w.Slug] = workspace{tenant: w.Context(), mode: rewrite.Mode(w.Mode), verifiers: vs}
+	if srv.metrics == nil {
+		srv.metrics = diagnostics.NewMetrics()
 	}
+	live, err := srv.buildLive(cfg)
+	if err != nil {
+		return nil, err
+	}
+	applyLimits(live)
+	srv.live.Store(live)
+	srv.registerMetrics()
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {

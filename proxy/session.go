@@ -7,11 +7,14 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
+	"github.com/tenantproxy/tenantproxy/auth"
+	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/rewrite"
 	"github.com/tenantproxy/tenantproxy/tenant"
 )
@@ -33,8 +36,18 @@ type session struct {
 	cw  *bufio.Writer
 	tls *tls.ConnectionState // nil on a plaintext connection
 
+	// The workspace, set at authentication. A reload replaces ws, and with it tenant (see current); the
+	// workspace's id, slug and mode never change during a session.
+	ws          atomic.Pointer[workspace]
+	seen        *liveConfig     // the configuration ws is from; only clientToUpstream uses it
+	tenant      *tenant.Context // ws's; only the startup and clientToUpstream use it
+	wsID        string
+	wsSlug      string
+	authKey     auth.Verifier // the key the client authenticated with
+	connCounted bool          // counted against the workspace's connection cap
+	metrics     *diagnostics.WorkspaceMetrics
+
 	// Set during startup, read-only afterwards.
-	tenant        *tenant.Context
 	mode          rewrite.Mode
 	channelPrefix string // of the workspace's LISTEN/NOTIFY channels upstream
 	appName       string
@@ -52,12 +65,19 @@ type session struct {
 
 	q     *queue
 	stmts *statements
-	// portals maps the client's portals that run SQL EXECUTEs to them; only clientToUpstream uses it.
-	portals map[string][]rewrite.Execute
+	// portals maps the client's portals that run SQL EXECUTEs to them; unnamedPortal and portalRuns hold
+	// the statements portals run, for accounting. Only clientToUpstream uses them.
+	portals       map[string][]rewrite.Execute
+	unnamedPortal statementRun
+	portalRuns    map[string]statementRun
+	// tally counts what the server returns for the request in progress; only upstreamToClient uses it.
+	tally runTally
 	// sendErr is the first error of send, reported by flush.
 	sendErr error
 	// upstreamFatal is set by upstreamToClient when it relays a FATAL error.
 	upstreamFatal bool
+	// upstreamClosed is set when the proxy closes the upstream connection itself.
+	upstreamClosed atomic.Bool
 	// ended receives the error that ends the session; the first one wins.
 	ended     chan error
 	closeOnce sync.Once
@@ -78,6 +98,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		q:          newQueue(),
 		stmts:      newStatements(),
 		portals:    map[string][]rewrite.Execute{},
+		portalRuns: map[string]statementRun{},
 		ended:      make(chan error, 1),
 	}
 }
@@ -85,6 +106,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 // serve runs the session from accept to close.
 func (s *session) serve() {
 	defer s.cancel()
+	defer s.releaseConnection()
 	defer s.closeConns()
 	defer s.srv.cancels.unregister(s)
 	started := time.Now()
@@ -127,6 +149,7 @@ func (s *session) relay() error {
 
 	err := <-s.ended
 	// Stop upstreamToClient — the client's only writer — before telling the client why the session ends.
+	s.upstreamClosed.Store(true)
 	_ = s.upstream.Close()
 	_ = s.raw.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 	<-upstreamDone

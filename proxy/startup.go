@@ -65,6 +65,9 @@ func (s *session) startup(ctx context.Context) error {
 		return fatalf(codeInvalidCatalogName, "unknown_database", "database %q does not exist", db)
 	}
 	s.log = s.log.With(zap.String("workspace_id", s.tenant.ID), zap.String("workspace", s.tenant.Slug))
+	if err := s.acquireConnection(s.ws.Load()); err != nil {
+		return err
+	}
 	if err := s.connectUpstream(ctx); err != nil {
 		return err
 	}

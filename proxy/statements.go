@@ -28,10 +28,15 @@ type parseRecord struct {
 	prepared
 }
 
-// prepared is what the proxy must check when a prepared statement is bound and run.
+// prepared is what the proxy must check when a prepared statement is bound and run, and what it accounts
+// its runs to.
 type prepared struct {
 	checks   []rewrite.ParamCheck
 	executes []rewrite.Execute
+	// sql and res are the statement's text and decision, for metrics and the audit trail. Unlike the
+	// checks, they are taken from one statement the server may bind: the latest Parse of the name.
+	sql string
+	res *rewrite.Result
 }
 
 // statements tracks the checks of the session's prepared statements.
@@ -73,10 +78,11 @@ func (st *statements) forBind(name string) prepared {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	c := st.confirmed[name]
-	p := prepared{checks: slices.Clone(c.checks), executes: slices.Clone(c.executes)}
+	p := prepared{checks: slices.Clone(c.checks), executes: slices.Clone(c.executes), sql: c.sql, res: c.res}
 	for _, rec := range st.pending[name] {
 		p.checks = append(p.checks, rec.checks...)
 		p.executes = append(p.executes, rec.executes...)
+		p.sql, p.res = rec.sql, rec.res
 	}
 	return p
 }

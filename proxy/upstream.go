@@ -27,10 +27,12 @@ func (s *session) connectUpstream(ctx context.Context) error {
 
 	pg, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
+		s.srv.metrics.UpstreamError("connect")
 		s.log.Warn("upstream connection failed", zap.Error(err))
 		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not connect to the database: %s", upstreamCause(err))
 	}
 	if err := pg.SyncConn(ctx); err != nil {
+		s.srv.metrics.UpstreamError("connect")
 		_ = pg.Close(ctx)
 		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not prepare the database connection: %v", err)
 	}
@@ -47,6 +49,7 @@ func (s *session) connectUpstream(ctx context.Context) error {
 	s.log = s.log.With(zap.Uint32("backend_pid", hijacked.PID))
 	if scs := hijacked.ParameterStatuses["standard_conforming_strings"]; scs != "on" {
 		// The proxy's parser reads string literals as the server does only with this on.
+		s.srv.metrics.UpstreamError("unsafe")
 		return fatalf(codeConnectionFailure, "upstream_unsafe", "the database session has standard_conforming_strings=%s; tenantproxy requires on", scs)
 	}
 

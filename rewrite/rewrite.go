@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 	"github.com/pganalyze/pg_query_go/v5/parser"
@@ -31,13 +32,17 @@ type Rewriter struct {
 	cat *Catalog
 	pol Policy
 
-	mu    sync.Mutex
-	cache map[cacheKey]cached
+	mu     sync.Mutex
+	cache  map[cacheKey]cached
+	hits   atomic.Uint64
+	misses atomic.Uint64
 }
 
+// cacheKey holds everything of the input a decision depends on.
 type cacheKey struct {
 	workspace string
 	mode      Mode
+	write     bool
 	params    string
 	sql       string
 }
@@ -57,6 +62,9 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 	}
 	return &Rewriter{cat: cat, pol: pol, cache: map[cacheKey]cached{}}
 }
+
+// CacheStats returns how many decisions came from the cache and how many were made.
+func (r *Rewriter) CacheStats() (hits, misses uint64) { return r.hits.Load(), r.misses.Load() }
 
 // Catalog returns the catalog the rewriter decides with.
 func (r *Rewriter) Catalog() *Catalog { return r.cat }
@@ -92,7 +100,11 @@ type Result struct {
 	// Relations are the relations the statement reads or writes, schema-qualified.
 	Relations []string
 	// Writes is set when the statement changes data.
-	Writes    bool
+	Writes bool
+	// TransactionControl is set when every statement is transaction control (BEGIN, COMMIT, ROLLBACK,
+	// SAVEPOINT...): a client recovering from an error needs it, so limits should let it through.
+	TransactionControl bool
+
 	positions *PositionMap
 }
 
@@ -102,7 +114,7 @@ func (r *Result) OriginalPosition(pos int) int { return r.positions.Original(pos
 
 // Rewrite decides about a statement text. It returns what to forward, or an *Error.
 func (r *Rewriter) Rewrite(in Input) (*Result, error) {
-	key := cacheKey{workspace: in.Tenant.ID, mode: in.Mode, sql: in.SQL}
+	key := cacheKey{workspace: in.Tenant.ID, mode: in.Mode, write: in.Tenant.Can(tenant.PermWrite), sql: in.SQL}
 	if len(in.ParamTypes) > 0 {
 		key.params = fmt.Sprint(in.ParamTypes)
 	}
@@ -110,8 +122,10 @@ func (r *Rewriter) Rewrite(in Input) (*Result, error) {
 	c, ok := r.cache[key]
 	r.mu.Unlock()
 	if ok {
+		r.hits.Add(1)
 		return c.res, c.err
 	}
+	r.misses.Add(1)
 	res, err := r.rewrite(in)
 	r.mu.Lock()
 	if len(r.cache) >= cacheSize {
@@ -145,7 +159,13 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	if err := a.run(tree); err != nil {
 		return nil, err
 	}
-	res := &Result{Checks: a.checks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes}
+	res := &Result{Checks: a.checks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
+		TransactionControl: len(tree.Stmts) > 0}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt.GetTransactionStmt() == nil {
+			res.TransactionControl = false
+		}
+	}
 	if err := a.plan(); err != nil {
 		return nil, refusef(ReasonRewriteCheck, "%v", err)
 	}

@@ -108,7 +108,9 @@ func TestComposeFiles(t *testing.T) {
 	serveCtx, stop := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(serveCtx, env{}, cfg, zap.NewNop(), func(a net.Addr) { addrc <- a }) }()
+	go func() {
+		done <- serve(serveCtx, env{}, cfg, zap.NewNop(), serveOptions{ready: func(a net.Addr) { addrc <- a }})
+	}()
 	defer func() { stop(); <-done }()
 	addr := <-addrc
 

@@ -87,7 +87,7 @@ func demo(ctx context.Context, e env, listen string) error {
 		Upstream:    cluster.DSN("tenantproxy", upstreamPassword, "app"),
 		Workspaces:  append([]config.Workspace(nil), demoWorkspaces...),
 		Diagnostics: config.Diagnostics{Log: filepath.Join(cluster.Dir, "tenantproxy-diagnostics.jsonl")},
-		Admin:       config.Admin{Listen: new(string)}, // no admin endpoint: its default port may be taken
+		Admin:       config.Admin{Listen: new(string)},
 		Timeouts:    config.Timeouts{Drain: 2 * time.Second},
 	}
 	keys := make([]string, len(cfg.Workspaces))
@@ -113,6 +113,9 @@ func demo(ctx context.Context, e env, listen string) error {
 	} else {
 		_ = ln.Close()
 	}
+	if *cfg.Admin.Listen, err = freeAddress(config.DefaultAdminListen); err != nil {
+		return err
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -128,7 +131,8 @@ func demo(ctx context.Context, e env, listen string) error {
 	}
 	defer func() { _ = logFile.Close() }()
 
-	return serve(ctx, e, cfg, newLogger(logFile, zapcore.InfoLevel), func(addr net.Addr) {
+	reloadConfig := func() (*config.Config, error) { return config.Load(configPath) }
+	return serve(ctx, e, cfg, newLogger(logFile, zapcore.InfoLevel), serveOptions{reload: reloadConfig, ready: func(addr net.Addr) {
 		port := addr.(*net.TCPAddr).Port
 		fmt.Fprintf(e.stdout, "\ntenantproxy demo is running on 127.0.0.1:%d. Connect as a workspace:\n\n", port)
 		for i, w := range cfg.Workspaces {
@@ -139,11 +143,28 @@ func demo(ctx context.Context, e env, listen string) error {
 			"    SELECT * FROM projects WHERE workspace_id = '9e81d4';   -- globex's id: no rows, and an alert\n"+
 			"    INSERT INTO projects (workspace_id, id, name) VALUES ('9e81d4', 9, 'x');   -- refused\n"+
 			"    SET tenantproxy.workspace_id = '9e81d4';    -- refused\n"+
-			"\n  diagnostics log: %s\n  proxy log:       %s\n  config:          %s\n"+
-			"  the database directly, bypassing the proxy (superuser):\n          psql %q\n"+
+			"\n  then see what the proxy saw, in another terminal:\n"+
+			"    tail %[1]s     # one JSON event per refusal and alert\n"+
+			"    go run ./cmd/tenantproxy report %[1]s\n"+
+			"    go run ./cmd/tenantproxy verify --config %[3]s\n"+
+			"    curl -s http://%[5]s/metrics | grep ^tenantproxy_\n"+
+			"\n  diagnostics log: %[1]s\n  proxy log:       %[2]s\n  config:          %[3]s\n"+
+			"  the database directly, bypassing the proxy (superuser):\n          psql %[4]q\n"+
 			"\nPress Ctrl-C to stop; everything above is deleted.\n",
-			cfg.Diagnostics.Log, logPath, configPath, cluster.DSN(cluster.Superuser, cluster.SuperuserPassword, "app"))
-	})
+			cfg.Diagnostics.Log, logPath, configPath, cluster.DSN(cluster.Superuser, cluster.SuperuserPassword, "app"), *cfg.Admin.Listen)
+	}})
+}
+
+// freeAddress returns addr when it is free to listen on, else a free port of the loopback interface.
+func freeAddress(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return "", fmt.Errorf("finding a free port: %w", err)
+		}
+	}
+	free := ln.Addr().String()
+	return free, ln.Close()
 }
 
 // createDemoDatabase creates the app database, its schema, and the proxy's upstream role: a plain login

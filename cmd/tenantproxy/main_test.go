@@ -274,6 +274,20 @@ func TestDemo(t *testing.T) {
 	if dir == nil {
 		t.Fatalf("demo does not say where the diagnostics log is:\n%s", out.String())
 	}
+	// The printed metrics URL serves what the sessions above did.
+	metricsURL := regexp.MustCompile(`curl -s (http://\S+/metrics)`).FindStringSubmatch(out.String())
+	if metricsURL == nil {
+		t.Fatalf("demo does not say where the metrics are:\n%s", out.String())
+	}
+	resp, err := http.Get(metricsURL[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `tenantproxy_refusals_total{reason="tenant_value_mismatch",workspace="acme"} 1`) {
+		t.Errorf("demo metrics lack acme's refusal:\n%s", body)
+	}
 
 	stop()
 	select {

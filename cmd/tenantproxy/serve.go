@@ -29,16 +29,23 @@ func newServeCommand(e env) *cobra.Command {
 		Short: "Run the proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
+			load := func() (*config.Config, error) {
+				cfg, err := config.Load(path)
+				if err != nil {
+					return nil, err
+				}
+				if listen != "" || upstream != "" {
+					cfg.Listen = cmp.Or(listen, cfg.Listen)
+					cfg.Upstream = cmp.Or(upstream, cfg.Upstream)
+					if err := cfg.Validate(); err != nil {
+						return nil, err
+					}
+				}
+				return cfg, nil
+			}
+			cfg, err := load()
 			if err != nil {
 				return err
-			}
-			if listen != "" || upstream != "" {
-				cfg.Listen = cmp.Or(listen, cfg.Listen)
-				cfg.Upstream = cmp.Or(upstream, cfg.Upstream)
-				if err := cfg.Validate(); err != nil {
-					return err
-				}
 			}
 			level := zapcore.InfoLevel
 			if debug {
@@ -46,7 +53,7 @@ func newServeCommand(e env) *cobra.Command {
 			}
 			log := newLogger(e.stderr, level)
 			defer func() { _ = log.Sync() }()
-			return serve(cmd.Context(), e, cfg, log, nil)
+			return serve(cmd.Context(), e, cfg, log, serveOptions{reload: load})
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "tenantproxy.yaml", "configuration file")
@@ -56,16 +63,24 @@ func newServeCommand(e env) *cobra.Command {
 	return cmd
 }
 
-// serve runs the proxy until ctx ends, then drains it. ready, when not nil, is called with the listening
-// address once clients can connect.
-func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, ready func(addr net.Addr)) error {
+// serveOptions are the optional parts of serve.
+type serveOptions struct {
+	// reload reads the configuration again, on SIGHUP; nil reloads only the catalog and the log.
+	reload func() (*config.Config, error)
+	// ready is called with the listening address once clients can connect.
+	ready func(addr net.Addr)
+}
+
+// serve runs the proxy until ctx ends, then drains it.
+func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, opts serveOptions) error {
 	diag, err := diagnostics.Open(cfg.Diagnostics.Log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = diag.Close() }()
 
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Diagnostics: diag})
+	metrics := diagnostics.NewMetrics()
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Diagnostics: diag, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -76,16 +91,16 @@ func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, read
 		log.Error("reading the catalog failed; statements are refused until it succeeds", zap.Error(err))
 	}
 	cancel()
-	refreshCtx, stopRefresh := context.WithCancel(context.Background())
-	defer stopRefresh()
-	go srv.RefreshCatalog(refreshCtx, cfg.Catalog.Refresh)
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go srv.RefreshCatalog(bgCtx, cfg.Catalog.Refresh)
+	go srv.RunIsolationChecks(bgCtx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			log.Info("SIGHUP: reloading the catalog")
-			srv.ReloadCatalog()
+			reload(bgCtx, log, srv, diag, metrics, opts.reload)
 		}
 	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -101,15 +116,21 @@ func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, read
 			_ = srv.Close()
 			return fmt.Errorf("listening for admin requests: %w", err)
 		}
-		admin := &http.Server{Handler: diagnostics.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		ready := func() error {
+			readyCtx, cancel := context.WithTimeout(bgCtx, 5*time.Second)
+			defer cancel()
+			return srv.Ready(readyCtx)
+		}
+		handler := diagnostics.AdminHandler(diagnostics.AdminOptions{Metrics: metrics, Ready: ready})
+		admin := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(adminLn) }()
 		defer func() { _ = admin.Close() }()
 		log.Info("admin endpoint listening", zap.Stringer("addr", adminLn.Addr()))
 	}
 	log.Info("tenantproxy listening", zap.Stringer("addr", ln.Addr()), zap.String("mode", string(cfg.Mode)),
 		zap.Int("workspaces", len(cfg.Workspaces)))
-	if ready != nil {
-		ready(ln.Addr())
+	if opts.ready != nil {
+		opts.ready(ln.Addr())
 	}
 
 	select {
@@ -129,4 +150,31 @@ func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, read
 	}
 	log.Info("shut down")
 	return nil
+}
+
+// reload handles SIGHUP: it reopens the diagnostics log (for logrotate), and applies the configuration
+// file again, or, without one, rereads the catalog. An invalid configuration is rejected and the running
+// one kept.
+func reload(ctx context.Context, log *zap.Logger, srv *proxy.Server, diag *diagnostics.Log, metrics *diagnostics.Metrics,
+	load func() (*config.Config, error)) {
+	if err := diag.Reopen(); err != nil {
+		log.Error("SIGHUP: reopening the diagnostics log failed; writing to the old file", zap.Error(err))
+	}
+	if load == nil {
+		log.Info("SIGHUP: reloading the catalog")
+		srv.ReloadCatalog()
+		return
+	}
+	log.Info("SIGHUP: reloading the configuration")
+	cfg, err := load()
+	if err != nil {
+		metrics.Reloaded(false)
+		log.Error("SIGHUP: the new configuration was rejected; the running one is kept", zap.Error(err))
+		return
+	}
+	reloadCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := srv.Reload(reloadCtx, cfg); err != nil {
+		log.Error("SIGHUP: the new configuration was rejected; the running one is kept", zap.Error(err))
+	}
 }
