@@ -63,9 +63,10 @@ func (s *Summary) renderText(w io.Writer, markdown bool) error {
 	p.heading("By workspace")
 	rows = nil
 	for _, ws := range s.Workspaces {
-		rows = append(rows, []string{ws.Workspace, fmt.Sprint(ws.Alerts), fmt.Sprint(ws.Refusals), fmt.Sprint(ws.AuthFailed)})
+		rows = append(rows, []string{ws.Workspace, fmt.Sprint(ws.Alerts), fmt.Sprint(ws.Refusals), fmt.Sprint(ws.AuthFailed),
+			fmt.Sprint(ws.RateLimited), fmt.Sprint(ws.Terminated), fmt.Sprint(ws.Statements), fmt.Sprint(ws.Rows), fmt.Sprint(ws.Bytes)})
 	}
-	p.table([]string{"workspace", "alerts", "refusals", "auth failures"}, rows)
+	p.table([]string{"workspace", "alerts", "refusals", "auth failures", "rate limited", "terminated", "statements (audit)", "rows", "bytes"}, rows)
 
 	p.heading(fmt.Sprintf("Top %d statements", TopFingerprints))
 	rows = nil
@@ -80,6 +81,16 @@ func (s *Summary) renderText(w io.Writer, markdown bool) error {
 	p.table([]string{"count", "reasons", "workspaces", "first seen", "last seen", "fingerprint", "statement"}, rows)
 	if s.OtherStatements > 0 {
 		p.line(fmt.Sprintf("%d events of further statements are not listed.", s.OtherStatements))
+	}
+
+	if len(s.Findings) > 0 {
+		p.heading("Isolation check findings")
+		rows = nil
+		for _, f := range s.Findings {
+			rows = append(rows, []string{string(f.Severity), f.Check, orDash(f.Relation), fmt.Sprint(f.Count),
+				f.LastSeen.Format(time.RFC3339), f.Message})
+		}
+		p.table([]string{"severity", "check", "relation", "count", "last seen", "finding"}, rows)
 	}
 
 	p.heading("Suggested fixes")

@@ -16,6 +16,7 @@ import (
 const (
 	maxFingerprints = 10000
 	maxWorkspaces   = 10000
+	maxFindings     = 1000
 	maxLineBytes    = 1 << 20
 	// TopFingerprints is how many statements a summary lists.
 	TopFingerprints = 20
@@ -39,16 +40,35 @@ type Summary struct {
 	ByReason   map[string]int
 	Workspaces []*WorkspaceSummary
 	Statements []*StatementSummary
+	// Findings are the isolation check findings, one per check, relation and message.
+	Findings []*FindingSummary `json:",omitempty"`
 	// OtherStatements counts events of statements beyond the summary's bound on distinct statements.
 	OtherStatements int `json:",omitempty"`
 }
 
 // WorkspaceSummary counts one workspace's events.
 type WorkspaceSummary struct {
-	Workspace  string
-	Alerts     int // cross_tenant_alert and tenant_value_mismatch
-	Refusals   int
-	AuthFailed int
+	Workspace   string
+	Alerts      int // cross_tenant_alert and tenant_value_mismatch
+	Refusals    int
+	AuthFailed  int
+	RateLimited int // statements and connections over the workspace's limits
+	Terminated  int // sessions a reload ended
+	// The audit trail's statements, with the rows and bytes they returned.
+	Statements int
+	Rows       int64
+	Bytes      int64
+}
+
+// FindingSummary is one isolation check finding and how often the periodic check reported it.
+type FindingSummary struct {
+	Check     string
+	Severity  Severity
+	Relation  string
+	Message   string
+	Count     int
+	FirstSeen time.Time
+	LastSeen  time.Time
 }
 
 // StatementSummary is one statement shape (fingerprint) and what happened to it.
@@ -70,6 +90,7 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 	s := &Summary{ByType: map[EventType]int{}, ByReason: map[string]int{}}
 	workspaces := map[string]*WorkspaceSummary{}
 	statements := map[string]*statementAcc{}
+	findings := map[[3]string]*FindingSummary{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	for sc.Scan() {
@@ -89,7 +110,8 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 		if e.Time.After(s.To) {
 			s.To = e.Time
 		}
-		if e.Reason != "" && e.Type != EventAuthFailed {
+		switch e.Type {
+		case EventRefused, EventTenantMismatch, EventCrossTenantAlert, EventRateLimited:
 			s.ByReason[e.Reason]++
 		}
 		if e.Workspace != "" {
@@ -106,11 +128,23 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 					w.Refusals++
 				case EventAuthFailed:
 					w.AuthFailed++
+				case EventRateLimited:
+					w.RateLimited++
+				case EventSessionTerminated:
+					w.Terminated++
+				case EventStatement:
+					w.Statements++
+					w.Rows += e.Rows
+					w.Bytes += e.Bytes
 				}
 			}
 		}
-		if e.Type == EventAuthFailed || e.Type == EventStatement {
+		if e.Type == EventIsolationCheckFailed {
+			addFinding(findings, e)
 			continue
+		}
+		if e.Type != EventRefused && e.Type != EventTenantMismatch && e.Type != EventCrossTenantAlert {
+			continue // not about a statement the proxy refused or reported
 		}
 		key := e.Fingerprint
 		if key == "" {
@@ -154,7 +188,41 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 	if len(s.Statements) > TopFingerprints {
 		s.Statements = s.Statements[:TopFingerprints]
 	}
+	for _, f := range findings {
+		s.Findings = append(s.Findings, f)
+	}
+	severityRank := map[Severity]int{SeverityCritical: 0, SeverityWarning: 1, SeverityInfo: 2}
+	slices.SortFunc(s.Findings, func(a, b *FindingSummary) int {
+		if d := severityRank[a.Severity] - severityRank[b.Severity]; d != 0 {
+			return d
+		}
+		return strings.Compare(a.Check+a.Relation+a.Message, b.Check+b.Relation+b.Message)
+	})
 	return s, nil
+}
+
+// addFinding counts an isolation_check_failed event; the distinct findings kept are bounded.
+func addFinding(findings map[[3]string]*FindingSummary, e Event) {
+	var rel string
+	if len(e.Relations) > 0 {
+		rel = e.Relations[0]
+	}
+	key := [3]string{e.Reason, rel, e.Message}
+	f := findings[key]
+	if f == nil {
+		if len(findings) >= maxFindings {
+			return
+		}
+		f = &FindingSummary{Check: e.Reason, Severity: e.Severity, Relation: rel, Message: e.Message, FirstSeen: e.Time}
+		findings[key] = f
+	}
+	f.Count++
+	if e.Time.Before(f.FirstSeen) {
+		f.FirstSeen = e.Time
+	}
+	if e.Time.After(f.LastSeen) {
+		f.LastSeen = e.Time
+	}
 }
 
 // statementAcc accumulates one statement's events; its sets are bounded.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 func newReportCommand(e env) *cobra.Command {
 	var since, workspace, format string
 	cmd := &cobra.Command{
-		Use:   "report [--since 24h] [--workspace acme] [--format table|json|markdown] diagnostics.jsonl",
+		Use:   "report [--since 24h] [--workspace acme] [--format table|json|markdown] diagnostics.jsonl|-",
 		Short: "Summarize a diagnostics log: alerts and refusals by reason and workspace, top statements, fixes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -25,12 +26,17 @@ func newReportCommand(e env) *cobra.Command {
 				}
 				f.Since = t
 			}
-			file, err := os.Open(args[0])
-			if err != nil {
-				return err
+			// "-" reads standard input: rotated and compressed logs, as in zcat log.*.gz | tenantproxy report -.
+			var in io.Reader = e.stdin
+			if args[0] != "-" {
+				file, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer file.Close()
+				in = file
 			}
-			defer file.Close()
-			s, err := diagnostics.Analyze(file, f)
+			s, err := diagnostics.Analyze(in, f)
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", args[0], err)
 			}
