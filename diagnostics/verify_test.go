@@ -100,6 +100,45 @@ func TestVerifyFindsEachFlaw(t *testing.T) {
 	}
 }
 
+// TestVerifyFindsRoleFlaws: an upstream role that bypasses or weakens the layers below the proxy, and a
+// table with row-level security but no policy on the tenant setting.
+func TestVerifyFindsRoleFlaws(t *testing.T) {
+	db := pgtest.NewDatabase(t, "CREATE TABLE sound (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));")
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := pgx.Identifier{db.Role}.Sanitize()
+	for _, sql := range []string{
+		"ALTER ROLE " + role + " BYPASSRLS",
+		"GRANT CREATE ON SCHEMA public TO " + role,
+		"ALTER TABLE sound ENABLE ROW LEVEL SECURITY",
+		"CREATE POLICY everyone ON sound USING (true)",
+	} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	got := keys(verifyDB(t, db, true))
+	for k, sev := range map[findingKey]Severity{
+		{"role_bypassrls", ""}:                 SeverityCritical,
+		{"role_can_create", "public"}:          SeverityWarning,
+		{"rls_policy_missing", "public.sound"}: SeverityCritical,
+	} {
+		if got[k] != sev {
+			t.Errorf("finding %v: severity %q, want %q (all: %v)", k, got[k], sev, got)
+		}
+	}
+	if _, err := admin.Exec(ctx, "ALTER ROLE "+role+" SUPERUSER"); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(verifyDB(t, db, false)); got[findingKey{"role_superuser", ""}] != SeverityCritical {
+		t.Errorf("a superuser upstream role is not critical: %v", got)
+	}
+}
+
 // TestRLSScript applies the rls command's SQL and checks that it holds: a session with the tenant setting
 // sees its workspace's rows, one without sees none, writes of other workspaces' rows fail, and verify
 // then finds row-level security in place.
