@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 )
 
 func newServeCommand(e env) *cobra.Command {
-	var path, listen, upstream string
+	var path, listen, upstream, cpuProfile string
 	var debug bool
 	cmd := &cobra.Command{
 		Use:   "serve --config tenantproxy.yaml",
@@ -53,6 +54,17 @@ func newServeCommand(e env) *cobra.Command {
 			}
 			log := newLogger(e.stderr, level)
 			defer func() { _ = log.Sync() }()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return serve(cmd.Context(), e, cfg, log, serveOptions{reload: load})
 		},
 	}
@@ -60,6 +72,7 @@ func newServeCommand(e env) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "", "address to accept clients on (overrides the config's listen)")
 	cmd.Flags().StringVar(&upstream, "upstream", "", "upstream connection string (overrides the config's upstream)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the proxy stops (for go tool pprof)")
 	return cmd
 }
 
