@@ -135,7 +135,8 @@ func (s *session) forwardParse(n int) error {
 	if res != nil {
 		// The statement an EXECUTE names can change before this one runs: its arguments are checked when
 		// the portal runs (forwardExecute).
-		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), executes: res.Executes, sql: msg.Query, res: res}
+		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), alertChecks: paramTypes(res.AlertChecks, msg.ParameterOIDs),
+			executes: res.Executes, sql: msg.Query, res: res}
 	}
 	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, p)}
 	if res != nil && res.Changed {
@@ -178,6 +179,14 @@ func (s *session) checkExecutes(executes []rewrite.Execute, relations []string) 
 	return nil
 }
 
+// relationsOf returns the relations of a decision, if there is one.
+func relationsOf(res *rewrite.Result) []string {
+	if res == nil {
+		return nil
+	}
+	return res.Relations
+}
+
 // paramTypes sets each check's type to the type the Parse declared for its parameter, when it did: that
 // is the type binary values arrive in.
 func paramTypes(checks []rewrite.ParamCheck, declared []uint32) []rewrite.ParamCheck {
@@ -204,12 +213,16 @@ func (s *session) forwardBind(n int) error {
 	}
 	p := s.stmts.forBind(stmt)
 	var refusal *rewrite.Error
-	if len(p.checks) > 0 {
+	if len(p.checks) > 0 || len(p.alertChecks) > 0 {
 		var msg pgproto3.Bind
 		if err := msg.Decode(body); err != nil {
 			return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message: %v", err)
 		}
 		refusal = checkParams(&msg, p.checks, s.tenant.ID)
+		if i, other := otherParam(&msg, p.alertChecks, s.tenant.ID, false); other && refusal == nil {
+			s.reportAlerts(&rewrite.Result{Relations: relationsOf(p.res), Alerts: []rewrite.Alert{{Reason: rewrite.ReasonTenantMismatch,
+				Text: fmt.Sprintf("parameter $%d compared with the tenant column is not this workspace's id", i+1), Relations: relationsOf(p.res)}}}, p.sql)
+		}
 	}
 	if len(p.executes) > 0 && refusal == nil {
 		s.portals[portal] = p.executes

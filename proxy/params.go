@@ -13,9 +13,25 @@ import (
 
 // checkParams refuses a Bind whose checked parameters are not the workspace's id.
 func checkParams(b *pgproto3.Bind, checks []rewrite.ParamCheck, id string) *rewrite.Error {
+	if i, ok := otherParam(b, checks, id, true); ok {
+		return &rewrite.Error{
+			Code:   rewrite.CodeInsufficientPrivilege,
+			Reason: rewrite.ReasonTenantMismatch,
+			Text:   fmt.Sprintf("parameter $%d is not this workspace's id", i+1),
+		}
+	}
+	return nil
+}
+
+// otherParam returns the index of the first checked parameter of a Bind that is not the workspace's id;
+// a NULL counts only with null.
+func otherParam(b *pgproto3.Bind, checks []rewrite.ParamCheck, id string, null bool) (int, bool) {
 	for _, c := range checks {
 		if c.Index >= len(b.Parameters) {
 			continue // the server refuses a Bind short of parameters
+		}
+		if b.Parameters[c.Index] == nil && !null {
+			continue
 		}
 		var format int16
 		switch {
@@ -26,14 +42,10 @@ func checkParams(b *pgproto3.Bind, checks []rewrite.ParamCheck, id string) *rewr
 		}
 		value, ok := paramText(b.Parameters[c.Index], format, c.Type)
 		if !ok || !rewrite.SameTenantValue(value, id, c.Type) {
-			return &rewrite.Error{
-				Code:   rewrite.CodeInsufficientPrivilege,
-				Reason: rewrite.ReasonTenantMismatch,
-				Text:   fmt.Sprintf("parameter $%d is not this workspace's id", c.Index+1),
-			}
+			return c.Index, true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // paramText returns a bound value in its text form, reading binary values of the types a tenant column

@@ -374,3 +374,32 @@ func TestTenantSettingSurvivesReset(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundTenantComparisonAlerts: a bound parameter compared with the tenant column that is another
+// workspace's id matches nothing (the statement is scoped) but is reported as a cross-tenant alert.
+func TestBoundTenantComparisonAlerts(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	ctx := ctxT(t, 10*time.Second)
+	conn := p.Connect(t, acme)
+	const sel = "SELECT count(*) FROM items WHERE workspace_id = $1"
+	for _, v := range []any{acmeID, nil, globexID} {
+		var n int
+		if err := conn.QueryRow(ctx, sel, v).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[any]int{acmeID: 2}[v]; n != want {
+			t.Errorf("workspace_id = %v: %d rows, want %d", v, n, want)
+		}
+	}
+	var alerts []diagnostics.Event
+	for _, e := range p.Events(t) {
+		if e.Type == diagnostics.EventCrossTenantAlert {
+			alerts = append(alerts, e)
+		}
+	}
+	if len(alerts) != 1 || alerts[0].Reason != "tenant_value_mismatch" || alerts[0].Statement != sel ||
+		!slices.Equal(alerts[0].Relations, []string{"public.items"}) {
+		t.Fatalf("alerts: %+v, want one for globex's id", alerts)
+	}
+}

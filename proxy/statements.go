@@ -31,8 +31,9 @@ type parseRecord struct {
 // prepared is what the proxy must check when a prepared statement is bound and run, and what it accounts
 // its runs to.
 type prepared struct {
-	checks   []rewrite.ParamCheck
-	executes []rewrite.Execute
+	checks      []rewrite.ParamCheck
+	alertChecks []rewrite.ParamCheck
+	executes    []rewrite.Execute
 	// sql and res are the statement's text and decision, for metrics and the audit trail. Unlike the
 	// checks, they are taken from one statement the server may bind: the latest Parse of the name.
 	sql string
@@ -78,9 +79,10 @@ func (st *statements) forBind(name string) prepared {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	c := st.confirmed[name]
-	p := prepared{checks: slices.Clone(c.checks), executes: slices.Clone(c.executes), sql: c.sql, res: c.res}
+	p := prepared{checks: slices.Clone(c.checks), alertChecks: slices.Clone(c.alertChecks), executes: slices.Clone(c.executes), sql: c.sql, res: c.res}
 	for _, rec := range st.pending[name] {
 		p.checks = append(p.checks, rec.checks...)
+		p.alertChecks = append(p.alertChecks, rec.alertChecks...)
 		p.executes = append(p.executes, rec.executes...)
 		p.sql, p.res = rec.sql, rec.res
 	}

@@ -38,12 +38,15 @@ type analyzer struct {
 	leaky bool
 	// ctid is set when a statement reads the physical position of a tenant relation's rows, which
 	// reveals how many rows of other workspaces lie between them.
-	ctid      bool
-	checks    []ParamCheck
-	executes  []Execute
-	alerts    []Alert
-	relations []string
-	writes    bool
+	ctid   bool
+	checks []ParamCheck
+	// alertChecks are parameters compared with a tenant column in enforce or audit mode: another
+	// workspace's id there is worth an alert (a literal one is reported at once).
+	alertChecks []ParamCheck
+	executes    []Execute
+	alerts      []Alert
+	relations   []string
+	writes      bool
 	// frames are the scope depths of the subqueries being analyzed, innermost last; correlated says
 	// which of them referenced a column of an enclosing level.
 	frames     []int

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -40,5 +41,30 @@ func BenchmarkRewrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRewriteNormalized measures simple-protocol statements that differ only in their constants: each
+// is a new text, decided from the template of its normalized text.
+//
+//	go test ./rewrite -run '^$' -bench RewriteNormalized -benchmem
+func BenchmarkRewriteNormalized(b *testing.B) {
+	r := goldenRewriters(b)["main"]
+	in, _ := goldenInput(b, "")
+	texts := make([]string, 1000)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("SELECT p.name, t.title FROM projects p JOIN tasks t ON t.project_id = p.id WHERE p.id = %d AND t.title <> 'x%d' ORDER BY t.id LIMIT 50", i, i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		in.SQL = texts[i%len(texts)]
+		i++
+		if _, err := r.Rewrite(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if hits, _ := r.CacheStats(); hits == 0 {
+		b.Fatal("no statement was decided from the cache")
 	}
 }

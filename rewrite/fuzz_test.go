@@ -12,7 +12,8 @@ import (
 
 // FuzzEnforceVerifies checks the rewriter's central invariant on arbitrary input: whatever enforce mode
 // forwards parses, and passes verify mode for the same workspace — every tenant reference in it is
-// constrained to the workspace — and nothing panics. The golden inputs seed it; `go test` runs the seeds.
+// constrained to the workspace — also when it was decided by its normalized text, which its text must
+// then not have refused — and nothing panics. The golden inputs seed it; `go test` runs the seeds.
 //
 //	go test ./rewrite -run '^$' -fuzz FuzzEnforceVerifies -fuzztime 60s
 func FuzzEnforceVerifies(f *testing.F) {
@@ -42,6 +43,12 @@ func FuzzEnforceVerifies(f *testing.F) {
 		}
 		if _, err := pg_query.Parse(res.SQL); err != nil {
 			t.Fatalf("enforce output does not parse: %v\ninput:  %q\noutput: %q", err, sql, res.SQL)
+		}
+		// A statement decided by its normalized text is one its text would not have refused either.
+		if _, ok, _ := r.rewriteNormalized(in, cacheKey{workspace: in.Tenant.ID, mode: in.Mode}); ok {
+			if _, err := r.rewrite(in); err != nil {
+				t.Fatalf("decided by its normalized text, refused by its text: %v\ninput: %q", err, sql)
+			}
 		}
 		in.SQL, in.Mode = res.SQL, ModeVerify
 		_, err = r.Rewrite(in)

@@ -164,6 +164,15 @@ func (a *analyzer) insertTenant(info *insertInfo, sel *pg_query.SelectStmt, valu
 			}
 		}
 	}
+	if values && len(s.Cols) > 0 {
+		// PostgreSQL refuses the statement too; refusing it here keeps values from landing in the column
+		// the rewriter adds.
+		for _, row := range sel.ValuesLists {
+			if items := row.GetList().GetItems(); len(items) > len(s.Cols) && !slices.ContainsFunc(items, isExpansion) {
+				return refusef(ReasonUnsupportedSyntax, "INSERT has more expressions than target columns")
+			}
+		}
+	}
 	switch {
 	case sel == nil: // DEFAULT VALUES
 		info.addColumn = true

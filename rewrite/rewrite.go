@@ -32,10 +32,11 @@ type Rewriter struct {
 	cat *Catalog
 	pol Policy
 
-	mu     sync.Mutex
-	cache  map[cacheKey]cached
-	hits   atomic.Uint64
-	misses atomic.Uint64
+	mu        sync.Mutex
+	cache     map[cacheKey]cached
+	templates map[cacheKey]*template // by normalized text: see normalize.go
+	hits      atomic.Uint64
+	misses    atomic.Uint64
 }
 
 // cacheKey holds everything of the input a decision depends on.
@@ -60,7 +61,7 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 	if pol.MaxDepth <= 0 {
 		pol.MaxDepth = DefaultMaxDepth
 	}
-	return &Rewriter{cat: cat, pol: pol, cache: map[cacheKey]cached{}}
+	return &Rewriter{cat: cat, pol: pol, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
 }
 
 // CacheStats returns how many decisions came from the cache and how many were made.
@@ -92,6 +93,9 @@ type Result struct {
 	Fenced bool
 	// Checks are parameters whose bound values must be the workspace's id.
 	Checks []ParamCheck
+	// AlertChecks are parameters the statement compares with a tenant column: a bound value that is
+	// not the workspace's id matches nothing, but is worth a cross-tenant alert.
+	AlertChecks []ParamCheck
 	// Executes are the SQL-level EXECUTE statements, whose arguments must pass the checks of the prepared
 	// statement they run: it may have been prepared through the protocol with parameter checks.
 	Executes []Execute
@@ -105,12 +109,20 @@ type Result struct {
 	// SAVEPOINT...): a client recovering from an error needs it, so limits should let it through.
 	TransactionControl bool
 
-	positions *PositionMap
+	positions positioner
 }
+
+// positioner maps error positions in a rewritten statement to the client's text.
+type positioner interface{ Original(pos int) int }
 
 // OriginalPosition maps a 1-based character position in SQL, as PostgreSQL reports it in an error, to the
 // client's text.
-func (r *Result) OriginalPosition(pos int) int { return r.positions.Original(pos) }
+func (r *Result) OriginalPosition(pos int) int {
+	if r.positions == nil {
+		return pos
+	}
+	return r.positions.Original(pos)
+}
 
 // Rewrite decides about a statement text. It returns what to forward, or an *Error.
 func (r *Rewriter) Rewrite(in Input) (*Result, error) {
@@ -124,6 +136,14 @@ func (r *Rewriter) Rewrite(in Input) (*Result, error) {
 	if ok {
 		r.hits.Add(1)
 		return c.res, c.err
+	}
+	if res, ok, cached := r.rewriteNormalized(in, key); ok {
+		if cached {
+			r.hits.Add(1)
+		} else {
+			r.misses.Add(1)
+		}
+		return res, nil
 	}
 	r.misses.Add(1)
 	res, err := r.rewrite(in)
@@ -159,7 +179,7 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	if err := a.run(tree); err != nil {
 		return nil, err
 	}
-	res := &Result{Checks: a.checks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
+	res := &Result{Checks: a.checks, AlertChecks: a.alertChecks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
 		TransactionControl: len(tree.Stmts) > 0}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt.GetTransactionStmt() == nil {
@@ -253,6 +273,9 @@ func (r *Result) String() string {
 	}
 	for _, c := range r.Checks {
 		b.WriteString(" check:$" + strconv.Itoa(c.Index+1))
+	}
+	for _, c := range r.AlertChecks {
+		b.WriteString(" alert-check:$" + strconv.Itoa(c.Index+1))
 	}
 	return b.String()
 }

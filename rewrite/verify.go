@@ -186,6 +186,9 @@ func (a *analyzer) isWorkspaceValue(n *pg_query.Node, t *target, record bool) bo
 		return false
 	case *pg_query.ParamRef:
 		if a.mode != ModeVerify || a.postCheck || t.inPrepare {
+			if record && a.mode != ModeVerify && !a.postCheck && !t.inPrepare {
+				a.alertChecks = append(a.alertChecks, ParamCheck{Index: int(v.Number) - 1, Type: t.rel.TenantColumn().Type})
+			}
 			return false
 		}
 		if record {

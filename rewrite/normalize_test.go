@@ -1,0 +1,121 @@
+package rewrite
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNormalizedMatchesText: for every golden statement the normalized path decides, its decision is the
+// one the statement gets by its text: the same output, and error positions that map to the same place
+// (or, inside a constant, to the constant's start).
+func TestNormalizedMatchesText(t *testing.T) {
+	rewriters := goldenRewriters(t)
+	files, err := filepath.Glob(filepath.Join(goldenDir, "*.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql, _, _ := strings.Cut(string(data), wantMarker)
+		in, schema := goldenInput(t, sql)
+		r := rewriters[schema]
+		// Twice: the first call decides the template, the second instantiates the cached one.
+		for range 2 {
+			norm, ok, _ := r.rewriteNormalized(in, cacheKey{workspace: in.Tenant.ID, mode: in.Mode})
+			if !ok {
+				continue
+			}
+			decided++
+			exact, err := r.rewrite(in)
+			if err != nil {
+				t.Errorf("%s: the normalized path forwards what the text refuses: %v\n%s", filepath.Base(f), err, norm.SQL)
+				continue
+			}
+			if norm.SQL != exact.SQL || norm.Changed != exact.Changed || len(exact.Checks) > 0 {
+				t.Errorf("%s: normalized %q\ntext %q", filepath.Base(f), norm.SQL, exact.SQL)
+				continue
+			}
+			spans := norm.positions.(*instancePositions).origSpans
+			n := len([]rune(norm.SQL)) + 1
+			for pos := 1; pos <= n; pos += max(1, n/150) { // sampled: each mapping walks the text
+				want, got := exact.OriginalPosition(pos), norm.OriginalPosition(pos)
+				if got == want {
+					continue
+				}
+				inConstant := false
+				for _, s := range spans {
+					start := len([]rune(in.SQL[:s[0]])) + 1
+					end := len([]rune(in.SQL[:s[1]])) + 1
+					inConstant = inConstant || got == start && want >= start && want < end
+				}
+				if !inConstant {
+					t.Errorf("%s: position %d maps to %d, by text to %d", filepath.Base(f), pos, got, want)
+					break
+				}
+			}
+		}
+	}
+	if decided < 100 {
+		t.Errorf("only %d golden statements decided by their normalized text", decided)
+	}
+	t.Logf("%d golden statements decided by their normalized text", decided)
+}
+
+// TestNormalizedCacheHits: statements that differ only in their constants are decided once.
+func TestNormalizedCacheHits(t *testing.T) {
+	r := goldenRewriters(t)["main"]
+	in, _ := goldenInput(t, "SELECT name FROM projects WHERE id = 1")
+	for i, sql := range []string{
+		"SELECT name FROM projects WHERE id = 1",
+		"SELECT name FROM projects WHERE id = 2",
+		"SELECT name FROM projects WHERE id = -3",
+		"SELECT name FROM projects WHERE id = 40",
+	} {
+		in.SQL = sql
+		res, err := r.Rewrite(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.Replace(sql, "FROM projects", `FROM (SELECT * FROM "public"."projects" AS tp_ WHERE tp_."workspace_id" = '7f3c2a') AS "projects"`, 1); res.SQL != want {
+			t.Errorf("%d: %s\nwant %s", i, res.SQL, want)
+		}
+	}
+	if hits, misses := r.CacheStats(); hits != 3 || misses != 1 {
+		t.Errorf("%d hits, %d misses; want 3, 1", hits, misses)
+	}
+	// Another workspace's id as the tenant value is decided by text, and refused there.
+	in.SQL = "INSERT INTO projects (workspace_id, id, name) VALUES ('7f3c2a', 1, 'a')"
+	if _, err := r.Rewrite(in); err != nil {
+		t.Fatal(err)
+	}
+	in.SQL = "INSERT INTO projects (workspace_id, id, name) VALUES ('9e81d4', 2, 'b')"
+	if _, err := r.Rewrite(in); err == nil || !strings.Contains(err.Error(), "tenant_value_mismatch") {
+		t.Errorf("another workspace's id through the template: %v", err)
+	}
+}
+
+func TestConstantEnd(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want int // -1: not ok
+	}{
+		{"42 AND", 2}, {"-1,", 2}, {"- 2)", 3}, {"1.5e3 ", 5}, {"1e-7", 4}, {"0x1F)", 4}, {"1_000", 5}, {".5", 2},
+		{"'it''s' x", 7}, {"E'a\\'b' x", 7}, {"B'101'", 6}, {"X'1F'", 5}, {"U&'d\\0061t'", 11},
+		{"U&'d!0061t' UESCAPE '!'", -1}, {"'a'\n'b' x", 7}, {"'a' 'b'", 3}, {"TRUE)", 4}, {"null", 4},
+		{"nullx", -1}, {"12abc", -1}, {"'open", -1}, {"x", -1}, {"-x", -1},
+	} {
+		got, ok := constantEnd(tc.s, 0)
+		if !ok {
+			got = -1
+		}
+		if got != tc.want {
+			t.Errorf("constantEnd(%q) = %d, want %d", tc.s, got, tc.want)
+		}
+	}
+}
