@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // bufferSize is the size of each connection's read and write buffers.
@@ -70,7 +71,7 @@ func (f *frameReader) releaseScratch() {
 
 // copyBody writes the header of a message of type typ and its n-byte body to w, streaming the body
 // through the read buffer.
-func (f *frameReader) copyBody(w *bufio.Writer, typ byte, n int) error {
+func (f *frameReader) copyBody(w *frameWriter, typ byte, n int) error {
 	writeHeader(w, typ, n)
 	for n > 0 {
 		chunk, err := f.r.Peek(min(n, max(f.r.Buffered(), 1)))
@@ -102,16 +103,52 @@ func (f *frameReader) messageBuffered() bool {
 	return f.r.Buffered() >= 1+int(binary.BigEndian.Uint32(h[1:5]))
 }
 
+// frameWriter buffers the messages written to a connection until Flush. Its buffer comes from a pool at
+// the first write after a Flush and goes back at the Flush, so an idle session holds none: a session
+// costs its buffers only while a request is in flight.
+type frameWriter struct {
+	w   io.Writer
+	buf *bufio.Writer
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferSize) }}
+
+func newFrameWriter(w io.Writer) *frameWriter { return &frameWriter{w: w} }
+
+// Write buffers p. Errors stick, as in a bufio.Writer, and surface at Flush.
+func (f *frameWriter) Write(p []byte) (int, error) {
+	if f.buf == nil {
+		f.buf = writerPool.Get().(*bufio.Writer)
+		f.buf.Reset(f.w)
+	}
+	return f.buf.Write(p)
+}
+
+// Flush writes what is buffered and returns the buffer to the pool. After an error the buffer is kept,
+// holding the error.
+func (f *frameWriter) Flush() error {
+	if f.buf == nil {
+		return nil
+	}
+	if err := f.buf.Flush(); err != nil {
+		return err
+	}
+	f.buf.Reset(nil)
+	writerPool.Put(f.buf)
+	f.buf = nil
+	return nil
+}
+
 // writeHeader writes a message header for a body of n bytes.
-func writeHeader(w *bufio.Writer, typ byte, n int) {
+func writeHeader(w *frameWriter, typ byte, n int) {
 	var h [5]byte
 	h[0] = typ
 	binary.BigEndian.PutUint32(h[1:], uint32(n+4))
-	_, _ = w.Write(h[:]) // errors stick in the bufio.Writer and surface at Flush
+	_, _ = w.Write(h[:]) // errors stick in the writer and surface at Flush
 }
 
 // writeFrame writes a whole message.
-func writeFrame(w *bufio.Writer, typ byte, body []byte) {
+func writeFrame(w *frameWriter, typ byte, body []byte) {
 	writeHeader(w, typ, len(body))
 	_, _ = w.Write(body)
 }

@@ -73,14 +73,14 @@ type testProxy struct {
 
 // startProxy starts a proxy for the test in front of testSchema; opts adjust its configuration before it
 // is validated.
-func startProxy(t *testing.T, opts ...func(*config.Config)) *testProxy {
+func startProxy(t testing.TB, opts ...func(*config.Config)) *testProxy {
 	t.Helper()
 	return startProxyWith(t, testSchema, opts...)
 }
 
 // startProxyWith starts a proxy in front of a fresh database made by schema, which must create the
 // tables of testTables (the configuration names shared_notes as a writable global table).
-func startProxyWith(t *testing.T, schema string, opts ...func(*config.Config)) *testProxy {
+func startProxyWith(t testing.TB, schema string, opts ...func(*config.Config)) *testProxy {
 	t.Helper()
 	db := pgtest.NewDatabase(t, schema)
 	p := &testProxy{DB: db, Keys: map[string]string{}, DiagPath: filepath.Join(t.TempDir(), "diagnostics.jsonl")}
@@ -122,6 +122,9 @@ func startProxyWith(t *testing.T, schema string, opts ...func(*config.Config)) *
 	observed, logs := observer.New(zapcore.DebugLevel)
 	logger := zaptest.NewLogger(t, zaptest.Level(zapcore.DebugLevel),
 		zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, observed) })))
+	if _, bench := t.(*testing.B); bench {
+		logger = zap.NewNop() // benchmarks measure the proxy, not the test log
+	}
 	p.Logs = logs
 	p.Diag, p.Metrics = diag, diagnostics.NewMetrics()
 	srv, err := proxy.New(cfg, proxy.Options{Logger: logger, Diagnostics: diag, Metrics: p.Metrics})

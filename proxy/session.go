@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -33,7 +32,7 @@ type session struct {
 	// raw is the accepted connection; after an SSLRequest cr and cw read and write through TLS on it.
 	raw net.Conn
 	cr  *frameReader
-	cw  *bufio.Writer
+	cw  *frameWriter
 	tls *tls.ConnectionState // nil on a plaintext connection
 
 	// The workspace, set at authentication. A reload replaces ws, and with it tenant (see current); the
@@ -54,9 +53,13 @@ type session struct {
 	startupParams map[string]string // client parameters to forward upstream
 	upstream      net.Conn
 	ur            *frameReader
-	uw            *bufio.Writer
-	upstreamPG    *pgconn.PgConn // hijacked; kept only to send cancel requests
+	uw            *frameWriter
+	// cancelAddr is the upstream server's address, for cancel requests; cancelTLS says the upstream
+	// connection is encrypted, and so must a cancel request be.
+	cancelAddr    net.Addr
+	cancelTLS     bool
 	backendPID    uint32
+	backendSecret []byte
 	key           cancelKey
 
 	// ctx ends when the session is closed by force; the startup phase runs under it.
@@ -94,7 +97,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		clientAddr: conn.RemoteAddr().String(),
 		raw:        conn,
 		cr:         newFrameReader(conn),
-		cw:         bufio.NewWriterSize(conn, bufferSize),
+		cw:         newFrameWriter(conn),
 		q:          newQueue(),
 		stmts:      newStatements(),
 		portals:    map[string][]rewrite.Execute{},

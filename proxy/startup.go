@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -157,12 +156,12 @@ func (s *session) startTLS(ctx context.Context) error {
 	state := conn.ConnectionState()
 	s.tls = &state
 	s.cr = newFrameReader(conn)
-	s.cw = bufio.NewWriterSize(conn, bufferSize)
+	s.cw = newFrameWriter(conn)
 	return nil
 }
 
 func (s *session) writeByte(b byte) error {
-	if err := s.cw.WriteByte(b); err != nil {
+	if _, err := s.cw.Write([]byte{b}); err != nil {
 		return err
 	}
 	return s.cw.Flush()

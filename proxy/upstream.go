@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
+	"io"
 	"errors"
 	"fmt"
 	"maps"
@@ -42,9 +43,12 @@ func (s *session) connectUpstream(ctx context.Context) error {
 		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not take over the database connection: %v", err)
 	}
 	s.upstream = hijacked.Conn
-	s.upstreamPG = pg
+	// The hijacked PgConn keeps its read buffer: holding it only to send cancel requests would cost every
+	// session that buffer. What a cancel request needs is kept instead.
+	s.cancelAddr, s.backendSecret = hijacked.Conn.RemoteAddr(), hijacked.SecretKey
+	_, s.cancelTLS = hijacked.Conn.(*tls.Conn)
 	s.ur = newFrameReader(hijacked.Conn)
-	s.uw = bufio.NewWriterSize(hijacked.Conn, bufferSize)
+	s.uw = newFrameWriter(hijacked.Conn)
 	s.backendPID = hijacked.PID
 	s.log = s.log.With(zap.Uint32("backend_pid", hijacked.PID))
 	if scs := hijacked.ParameterStatuses["standard_conforming_strings"]; scs != "on" {
@@ -68,11 +72,58 @@ func (s *session) sendReady() error {
 	return s.flush()
 }
 
-// cancelUpstream asks the server to cancel the statement the session's backend is running. pgconn's
-// CancelRequest reads only the address, TLS configuration and key of the connection, all of which survive
-// Hijack, and opens a connection of its own.
+// cancelUpstream asks the server to cancel the statement the session's backend is running: a
+// CancelRequest on a new connection to the same server, as pgconn's CancelRequest sends it, encrypted
+// when the upstream connection is (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS).
 func (s *session) cancelUpstream(ctx context.Context) error {
-	return s.upstreamPG.CancelRequest(ctx)
+	cfg := s.srv.upstream
+	network, addr := s.cancelAddr.Network(), s.cancelAddr.String()
+	if network == "unix" {
+		// The peer name of a Unix socket is relative to the server's directory: dial the configured one.
+		network, addr = pgconn.NetworkAddress(cfg.Host, cfg.Port)
+	}
+	conn, err := cfg.DialFunc(ctx, network, addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	if s.cancelTLS && cfg.TLSConfig != nil {
+		if conn, err = startTLS(conn, cfg.TLSConfig); err != nil {
+			return fmt.Errorf("encrypting the cancel request: %w", err)
+		}
+	}
+	buf, err := (&pgproto3.CancelRequest{ProcessID: s.backendPID, SecretKey: s.backendSecret}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(buf); err != nil {
+		return err
+	}
+	// The server closes the connection without answering.
+	_, _ = conn.Read(make([]byte, 1))
+	return nil
+}
+
+// startTLS asks the server to encrypt conn (SSLRequest) and starts TLS on it.
+func startTLS(conn net.Conn, cfg *tls.Config) (net.Conn, error) {
+	buf, err := (&pgproto3.SSLRequest{}).Encode(nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(buf); err != nil {
+		return nil, err
+	}
+	answer := make([]byte, 1)
+	if _, err := io.ReadFull(conn, answer); err != nil {
+		return nil, err
+	}
+	if answer[0] != 'S' {
+		return nil, errors.New("the server refused TLS")
+	}
+	return tls.Client(conn, cfg), nil
 }
 
 // upstreamCause names why the upstream connection failed without echoing the connection string.

@@ -126,7 +126,8 @@ func startServer(ctx context.Context) (srv *ServerInfo, stop func() error, err e
 		srv = &ServerInfo{AdminDSN: dsn, Host: cfg.Host, Port: int(cfg.Port)}
 		stop = func() error { return nil }
 	} else {
-		c, err := pgcluster.Start(ctx, pgcluster.Options{})
+		// Room for the proxy's idle-connection benchmark, which opens 1,000 sessions.
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"max_connections": "1100"}})
 		if err != nil {
 			return nil, nil, fmt.Errorf("starting a throwaway PostgreSQL (or set %s): %w", DSNEnv, err)
 		}
