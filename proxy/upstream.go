@@ -3,9 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"slices"
