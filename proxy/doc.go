@@ -21,7 +21,7 @@
 //	  |                             | (ours, see cancel.go), ReadyForQuery           |
 //	  |======== relay ==============|============= relay (forward.go) ===============|
 //	  | CancelRequest (new conn)    |                                                |
-//	  |---------------------------->| key -> session -> pgconn.CancelRequest ------->|
+//	  |---------------------------->| key -> session -> CancelRequest (upstream.go)->|
 //
 // A CancelRequest arrives on a connection of its own instead of a StartupMessage (startup.go hands it to
 // cancel.go). Startup, authentication and the upstream connection share one deadline
@@ -70,7 +70,24 @@
 // ErrorResponse with the refusal's. Because every response the client sees comes from the server, the
 // session state the client observes is the one PostgreSQL would leave after an error at that point, by
 // construction. A FunctionCall message is refused the same way, with a poison Query (both end with
-// ReadyForQuery).
+// ReadyForQuery). Refusals decided later are poisoned at their own message: a Bind whose checked
+// parameter is another workspace's id becomes a Bind of a statement that cannot exist; an Execute over
+// the workspace's statement rate (workspaces.go), or of a portal running an SQL EXECUTE whose arguments
+// fail the checks of the statement it names now, becomes an Execute of a portal that cannot exist.
+//
+// # Accounting, limits and reloads
+//
+// Each Query and Execute entry carries the statement it runs; upstreamToClient counts the rows and bytes
+// returned for the entry at the head of the queue and accounts the statement when it completes
+// (accounting.go): metrics, and the audit trail's statement event. Sessions look their workspace up in the
+// live configuration at each statement, so a reload's permissions and limits apply at once; a reload that
+// revokes a session's key or changes its workspace's id or mode ends it (workspaces.go).
+//
+// # Buffers
+//
+// Each connection has a read buffer (frame.go); write buffers come from a pool at the first write after
+// a flush and go back at the flush, so an idle session holds only its read buffers and two goroutine
+// stacks (BenchmarkIdleConnectionMemory).
 //
 // # Shutdown (server.go)
 //

@@ -23,6 +23,10 @@
 //	     ──plan (plan.go)──> edits spliced into the client's own text
 //	     ──post-check (rewrite.go)──> the output parsed again must pass verify mode
 //
+// Decisions are cached by statement text per workspace, mode and permissions; simple-protocol statements
+// that differ only in their constants share the decision of their normalized text (normalize.go), so
+// literals do not defeat the cache.
+//
 // The rewriter never regenerates SQL from the tree: it edits the client's text at positions the tree and
 // the scanner give. The output keeps the client's comments, formatting and literals, error positions map
 // back exactly (PositionMap), and a fault in an edit cannot pass the post-check unnoticed.
