@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -28,10 +29,14 @@ import (
 //   - a statement whose constants the lexer below cannot delimit exactly, or whose text contains '$'
 //     (parameters, dollar quotes), where parameter tokens could not be told apart.
 
-// maxTemplates bounds the normalized statements the rewriter remembers.
-const maxTemplates = 20000
+// maxTemplates bounds the normalized statements the rewriter remembers; maxDecisions the decisions per
+// normalized statement, one for each combination of constant types it is sent with.
+const (
+	maxTemplates = 20000
+	maxDecisions = 16
+)
 
-// template is the decision about a normalized statement.
+// template is a normalized statement: its text cut at its parameters, and its decisions.
 type template struct {
 	// usable is false when statements of this shape must be decided by text.
 	usable bool
@@ -42,7 +47,19 @@ type template struct {
 	// normalized is the normalized text and normSpans its parameter tokens, for error positions.
 	normalized string
 	normSpans  [][2]int
-	res        *Result
+	// decisions are by the types of the constants, one byte per parameter (see constantType), guarded
+	// by the Rewriter's mutex.
+	decisions map[string]*typedDecision
+}
+
+// typedDecision is the rewriter's decision about a template whose parameters have the types of the
+// statement's constants: PostgreSQL resolves operators and functions by those types, and whether a
+// filter is leakproof depends on them, so a decision holds only for constants of the same types.
+type typedDecision struct {
+	tp *template
+	// usable is false when statements with constants of these types must be decided by text.
+	usable bool
+	res    *Result
 	// slots are the parameter tokens of res.SQL, in text order.
 	slots []paramSlot
 }
@@ -53,7 +70,7 @@ type paramSlot struct {
 }
 
 // rewriteNormalized decides about in by its normalized text, when it has been or can be decided that
-// way; ok is false when in must be decided by its text. cached reports whether the template was decided
+// way; ok is false when in must be decided by its text. cached reports whether the decision was made
 // before.
 func (r *Rewriter) rewriteNormalized(in Input, key cacheKey) (res *Result, ok, cached bool) {
 	// Invalid UTF-8 normalizes, but the parse tree cannot hold it: decided by text, it is refused.
@@ -64,12 +81,12 @@ func (r *Rewriter) rewriteNormalized(in Input, key cacheKey) (res *Result, ok, c
 	if err != nil || normalized == in.SQL {
 		return nil, false, false // unparsable, or no constants: the text is the shape
 	}
-	key.sql = normalized
+	key.sql, key.params = normalized, ""
 	r.mu.Lock()
 	tp, found := r.templates[key]
 	r.mu.Unlock()
 	if !found {
-		tp = r.newTemplate(in, normalized)
+		tp = newTemplate(normalized)
 		r.mu.Lock()
 		if len(r.templates) >= maxTemplates {
 			clear(r.templates)
@@ -80,7 +97,33 @@ func (r *Rewriter) rewriteNormalized(in Input, key cacheKey) (res *Result, ok, c
 	if !tp.usable {
 		return nil, false, false
 	}
-	res, ok = tp.instantiate(in)
+	consts, spans, ok := tp.match(in.SQL)
+	if !ok {
+		return nil, false, false
+	}
+	types := make([]byte, len(consts))
+	for i, c := range consts[1:] {
+		if types[i+1], ok = constantType(c); !ok {
+			return nil, false, false
+		}
+	}
+	r.mu.Lock()
+	d, found := tp.decisions[string(types)]
+	r.mu.Unlock()
+	if !found {
+		d = r.decide(in, tp, types)
+		r.mu.Lock()
+		if len(tp.decisions) >= maxDecisions {
+			r.mu.Unlock()
+			return nil, false, false // a statement sent with ever other types of constants
+		}
+		tp.decisions[string(types)] = d
+		r.mu.Unlock()
+	}
+	if !d.usable {
+		return nil, false, false
+	}
+	res, ok = d.instantiate(in, consts, spans)
 	return res, ok, found
 }
 
@@ -90,9 +133,9 @@ func (r *Rewriter) rewriteNormalized(in Input, key cacheKey) (res *Result, ok, c
 // (bulk inserts) rarely repeat their shape anyway.
 const maxNormalizedBytes = 2 * maxNesting
 
-// newTemplate decides about a normalized statement.
-func (r *Rewriter) newTemplate(in Input, normalized string) *template {
-	tp := &template{}
+// newTemplate cuts a normalized statement at its parameters.
+func newTemplate(normalized string) *template {
+	tp := &template{decisions: map[string]*typedDecision{}}
 	params, ok := paramTokens(normalized)
 	if !ok {
 		return tp
@@ -106,18 +149,34 @@ func (r *Rewriter) newTemplate(in Input, normalized string) *template {
 		prev = p.end
 	}
 	tp.segs = append(tp.segs, normalized[prev:])
+	for i, num := range tp.nums {
+		if num != i+1 {
+			return tp // pg_query numbers constants in text order
+		}
+	}
+	tp.usable = true
+	return tp
+}
+
+// decide decides about the template with parameters of the given types (by parameter number).
+func (r *Rewriter) decide(in Input, tp *template, types []byte) *typedDecision {
+	d := &typedDecision{tp: tp}
 	tin := in
-	tin.SQL = normalized
+	tin.SQL = tp.normalized
+	tin.ParamTypes = make([]uint32, len(types)-1)
+	for i, t := range types[1:] {
+		tin.ParamTypes[i] = constantOIDs[t]
+	}
 	res, err := r.rewrite(tin)
 	if err != nil || len(res.Executes) > 0 || len(res.Alerts) > 0 {
-		return tp
+		return d
 	}
 	slots, ok := paramTokens(res.SQL)
 	if !ok {
-		return tp
+		return d
 	}
-	tp.res, tp.slots, tp.usable = res, slots, true
-	return tp
+	d.res, d.slots, d.usable = res, slots, true
+	return d
 }
 
 // paramTokens returns the parameter tokens of sql, in text order, and false when a '$' of sql is
@@ -144,34 +203,80 @@ func paramTokens(sql string) ([]paramSlot, bool) {
 	return out, strings.Count(sql, "$") == len(out)
 }
 
-// instantiate returns the template's decision for in: its output with in's constants in place of the
-// parameters.
-func (tp *template) instantiate(in Input) (*Result, bool) {
-	sql := in.SQL
-	consts := make([]string, len(tp.nums)+1) // by parameter number
-	spans := make([][2]int, len(tp.nums))    // of the constants in sql, in text order
+// match returns the constants of sql where the template has parameters, by parameter number (the first
+// is unused), and their spans in sql in text order; ok is false when sql is not of the template's shape.
+func (tp *template) match(sql string) (consts []string, spans [][2]int, ok bool) {
+	consts = make([]string, len(tp.nums)+1)
+	spans = make([][2]int, len(tp.nums))
 	if !strings.HasPrefix(sql, tp.segs[0]) {
-		return nil, false
+		return nil, nil, false
 	}
 	pos := len(tp.segs[0])
 	for i, num := range tp.nums {
 		end, ok := constantEnd(sql, pos)
-		if !ok || num <= 0 || num >= len(consts) {
-			return nil, false
+		if !ok {
+			return nil, nil, false
 		}
 		consts[num], spans[i] = sql[pos:end], [2]int{pos, end}
 		pos = end
 		if !strings.HasPrefix(sql[pos:], tp.segs[i+1]) {
-			return nil, false
+			return nil, nil, false
 		}
 		pos += len(tp.segs[i+1])
 	}
-	if pos != len(sql) {
-		return nil, false
+	return consts, spans, pos == len(sql)
+}
+
+// Constant types, as the parse tree types a constant (constType).
+const (
+	constUnknown byte = iota // strings and NULL
+	constInt4
+	constInt8
+	constNumeric
+	constBool
+	constBit
+)
+
+var constantOIDs = [...]uint32{constUnknown: oidUnknown, constInt4: oidInt4, constInt8: oidInt8, constNumeric: oidNumeric, constBool: oidBool, constBit: oidBit}
+
+// constantType returns the type the parse tree gives the constant c, as constType does; it is not ok for
+// forms whose type it does not tell exactly (N'...' is a bpchar, integers with underscores or in other
+// bases).
+func constantType(c string) (byte, bool) {
+	switch {
+	case c[0] == '\'' || c[0] == 'e' || c[0] == 'E' || c[0] == 'u' || c[0] == 'U' || strings.EqualFold(c, "null"):
+		return constUnknown, true
+	case c[0] == 'b' || c[0] == 'B' || c[0] == 'x' || c[0] == 'X':
+		return constBit, true
+	case strings.EqualFold(c, "true") || strings.EqualFold(c, "false"):
+		return constBool, true
+	case c[0] == 'n' || c[0] == 'N':
+		return 0, false
 	}
+	// A number, perhaps negated: the lexer types the digits, an int4 when they fit.
+	digits := strings.TrimLeft(c, "- \t\n\r\f\v")
+	if strings.ContainsAny(digits, "_xXoObB") {
+		return 0, false
+	}
+	if strings.ContainsAny(digits, ".eE") {
+		return constNumeric, true
+	}
+	if _, err := strconv.ParseInt(digits, 10, 32); err == nil {
+		return constInt4, true
+	}
+	if _, err := strconv.ParseInt(strings.Join(strings.Fields(c), ""), 10, 64); err == nil {
+		return constInt8, true
+	}
+	return constNumeric, true
+}
+
+// instantiate returns the decision for in, whose constants are consts (by parameter number) at spans:
+// the template's output with in's constants in place of the parameters.
+func (d *typedDecision) instantiate(in Input, consts []string, spans [][2]int) (*Result, bool) {
+	sql := in.SQL
 	// Checked values and alert checks are decided by text, where a mismatch is refused or reported
 	// with its position.
-	for _, c := range slices.Concat(tp.res.Checks, tp.res.AlertChecks) {
+	for _, c := range slices.Concat(d.res.Checks, d.res.AlertChecks) {
 		num := c.Index + 1
 		if num >= len(consts) {
 			return nil, false
@@ -183,26 +288,26 @@ func (tp *template) instantiate(in Input) (*Result, bool) {
 	}
 
 	var b strings.Builder
-	b.Grow(len(tp.res.SQL) + len(sql))
-	outSpans := make([][2]int, len(tp.slots)) // of the slots' constants in the output
-	fromSpans := make([][2]int, len(tp.slots))
+	b.Grow(len(d.res.SQL) + len(sql))
+	outSpans := make([][2]int, len(d.slots)) // of the slots' constants in the output
+	fromSpans := make([][2]int, len(d.slots))
 	prev := 0
-	for i, s := range tp.slots {
+	for i, s := range d.slots {
 		if s.num <= 0 || s.num >= len(consts) {
 			return nil, false
 		}
-		b.WriteString(tp.res.SQL[prev:s.start])
+		b.WriteString(d.res.SQL[prev:s.start])
 		start := b.Len()
 		b.WriteString(consts[s.num])
 		outSpans[i], fromSpans[i] = [2]int{start, b.Len()}, [2]int{s.start, s.end}
 		prev = s.end
 	}
-	b.WriteString(tp.res.SQL[prev:])
-	res := *tp.res
+	b.WriteString(d.res.SQL[prev:])
+	res := *d.res
 	res.SQL = b.String()
 	res.Changed = res.SQL != sql
 	res.Checks, res.AlertChecks = nil, nil
-	res.positions = &instancePositions{tp: tp, out: res.SQL, outSpans: outSpans, tmplOutSpans: fromSpans, orig: sql, origSpans: spans}
+	res.positions = &instancePositions{d: d, out: res.SQL, outSpans: outSpans, tmplOutSpans: fromSpans, orig: sql, origSpans: spans}
 	return &res, true
 }
 
@@ -210,7 +315,7 @@ func (tp *template) instantiate(in Input) (*Result, bool) {
 // template's output (constants back to parameters), through the template's own map to the normalized
 // text, and from there to the client's text (parameters back to constants).
 type instancePositions struct {
-	tp                     *template
+	d                      *typedDecision
 	out                    string
 	outSpans, tmplOutSpans [][2]int
 	orig                   string
@@ -221,13 +326,13 @@ func (p *instancePositions) Original(pos int) int {
 	if pos <= 0 {
 		return pos
 	}
-	tmplOut := p.tp.res.SQL
+	tmplOut := p.d.res.SQL
 	off := min(mapOffset(byteOffset(p.out, pos), p.outSpans, p.tmplOutSpans), len(tmplOut))
 	npos := utf8.RuneCountInString(tmplOut[:off]) + 1
-	if p.tp.res.positions != nil {
-		npos = p.tp.res.positions.Original(npos)
+	if p.d.res.positions != nil {
+		npos = p.d.res.positions.Original(npos)
 	}
-	off = min(mapOffset(byteOffset(p.tp.normalized, npos), p.tp.normSpans, p.origSpans), len(p.orig))
+	off = min(mapOffset(byteOffset(p.d.tp.normalized, npos), p.d.tp.normSpans, p.origSpans), len(p.orig))
 	return utf8.RuneCountInString(p.orig[:off]) + 1
 }
 

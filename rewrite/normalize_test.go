@@ -119,3 +119,64 @@ func TestConstantEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizedDecisionByConstantTypes: statements of one normalized shape whose constants have other
+// types are decided apart, each as its text is: an operator's leakproofness depends on its operand types.
+func TestNormalizedDecisionByConstantTypes(t *testing.T) {
+	r := goldenRewriters(t)["main"]
+	in, _ := goldenInput(t, "")
+	var outs []string
+	for _, sql := range []string{
+		"SELECT title FROM tasks WHERE id = 1 + 2",
+		"SELECT title FROM tasks WHERE id = 1.5 + 2",
+		"SELECT title FROM tasks WHERE id = 3 + 4",
+	} {
+		in.SQL = sql
+		res, ok, _ := r.rewriteNormalized(in, cacheKey{workspace: in.Tenant.ID, mode: in.Mode})
+		if !ok {
+			t.Fatalf("%s: not decided by its normalized text", sql)
+		}
+		exact, err := r.rewrite(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.SQL != exact.SQL || res.Fenced != exact.Fenced {
+			t.Errorf("normalized %s\ntext %s", res.SQL, exact.SQL)
+		}
+		outs = append(outs, strings.Replace(res.SQL, " OFFSET 0", "", 1))
+		if res.Fenced != strings.Contains(sql, ".") {
+			t.Errorf("%s: fenced %v", sql, res.Fenced)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.templates) != 1 {
+		t.Errorf("%d templates, want 1", len(r.templates))
+	}
+	for _, tp := range r.templates {
+		if len(tp.decisions) != 2 {
+			t.Errorf("%d decisions, want 2 (int4 + int4, numeric + int4)", len(tp.decisions))
+		}
+	}
+}
+
+func TestConstantType(t *testing.T) {
+	for _, tc := range []struct {
+		c    string
+		want byte
+		ok   bool
+	}{
+		{"42", constInt4, true}, {"-5", constInt4, true}, {"- 5", constInt4, true}, {"2147483647", constInt4, true},
+		{"2147483648", constInt8, true}, {"-2147483648", constInt8, true}, {"9223372036854775807", constInt8, true},
+		{"9223372036854775808", constNumeric, true}, {"1.5", constNumeric, true}, {".5", constNumeric, true},
+		{"1e3", constNumeric, true}, {"'x'", constUnknown, true}, {"E'\\n'", constUnknown, true},
+		{"U&'x'", constUnknown, true}, {"NULL", constUnknown, true}, {"true", constBool, true}, {"FALSE", constBool, true},
+		{"B'101'", constBit, true}, {"X'1F'", constBit, true}, {"N'x'", 0, false}, {"0x1F", 0, false},
+		{"1_000", 0, false}, {"012", constInt4, true},
+	} {
+		got, ok := constantType(tc.c)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("constantType(%q) = %d, %v; want %d, %v", tc.c, got, ok, tc.want, tc.ok)
+		}
+	}
+}
