@@ -1,9 +1,11 @@
 package rewrite
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -178,5 +180,39 @@ func TestConstantType(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("constantType(%q) = %d, %v; want %d, %v", tc.c, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestNormalizedConcurrent: sessions of one workspace deciding statements of the same shapes at once
+// each get the decision their text gets (run with -race to check the template cache's locking).
+func TestNormalizedConcurrent(t *testing.T) {
+	r := goldenRewriters(t)["main"]
+	in, _ := goldenInput(t, "")
+	shapes := []string{
+		"SELECT title FROM tasks WHERE id = %s + 2",
+		"SELECT id, budget FROM projects WHERE id BETWEEN %s AND 1 + 99",
+		"UPDATE tasks SET done = true WHERE id = %s",
+	}
+	constants := []string{"1", "2.5", "3000000000", "'4'", "-5"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				in := in
+				in.SQL = fmt.Sprintf(shapes[(g+i)%len(shapes)], constants[(g*7+i)%len(constants)])
+				got, gotErr := r.Rewrite(in)
+				want, wantErr := r.rewrite(in)
+				if (gotErr == nil) != (wantErr == nil) || gotErr == nil && got.SQL != want.SQL {
+					errs <- fmt.Errorf("%s: cached %v %v, by text %v %v", in.SQL, got, gotErr, want, wantErr)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
