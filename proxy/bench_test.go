@@ -82,7 +82,7 @@ func BenchmarkRelayRows(b *testing.B) {
 	const rows = 10000
 	for _, target := range []struct{ name, dsn string }{{"proxy", p.DSN(acme)}, {"direct", p.DB.DSN}} {
 		b.Run(target.name, func(b *testing.B) {
-			c := dialRawB(b, target.dsn)
+			c := dialRaw(b, target.dsn)
 			q := &pgproto3.Query{String: fmt.Sprintf("SELECT g, 'row ' || g FROM generate_series(1, %d) g", rows)}
 			b.ResetTimer()
 			for b.Loop() {
@@ -120,7 +120,7 @@ func BenchmarkRelayPipeline(b *testing.B) {
 	const execs = 1000
 	for _, target := range []struct{ name, dsn string }{{"proxy", p.DSN(acme)}, {"direct", p.DB.DSN}} {
 		b.Run(target.name, func(b *testing.B) {
-			c := dialRawB(b, target.dsn)
+			c := dialRaw(b, target.dsn)
 			c.fe.Send(&pgproto3.Parse{Name: "s", Query: "SELECT name FROM items WHERE id = $1"})
 			c.fe.Send(&pgproto3.Sync{})
 			_ = c.fe.Flush()
@@ -140,21 +140,6 @@ func BenchmarkRelayPipeline(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*execs*2), "ns/msg")
 		})
 	}
-}
-
-func dialRawB(b *testing.B, dsn string) *rawConn {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pg, err := pgconn.Connect(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hc, err := pg.Hijack()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = hc.Conn.Close() })
-	return &rawConn{conn: hc.Conn, fe: pgproto3.NewFrontend(hc.Conn, hc.Conn)}
 }
 
 func receiveUntilReady(b *testing.B, c *rawConn) {

@@ -237,7 +237,7 @@ func pgCode(err error) string {
 }
 
 // ctxT returns a context that ends with the test or after d.
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

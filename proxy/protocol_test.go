@@ -20,7 +20,7 @@ type rawConn struct {
 	fe   *pgproto3.Frontend
 }
 
-func dialRaw(t *testing.T, dsn string) *rawConn {
+func dialRaw(t testing.TB, dsn string) *rawConn {
 	t.Helper()
 	ctx := ctxT(t, 10*time.Second)
 	pg, err := pgconn.Connect(ctx, dsn)

@@ -17,7 +17,9 @@ import (
 //
 // That is sound because the template's decision holds for any values of its parameters: it is exactly
 // what the rewriter decides for a statement prepared with the extended protocol, whose parameters a
-// client binds freely. Replacing a parameter token by the constant token that stood there in the
+// client binds freely, declared with the types the parse tree gives the statement's constants (an
+// operator's resolution, and whether it is leakproof, depend on them; the template is decided once per
+// combination of types). Replacing a parameter token by the constant token that stood there in the
 // client's text gives the client's text with the template's edits. Whatever the rewriter would decide
 // differently for a constant than for a parameter is left to the decision by text:
 //   - a template the rewriter refuses (set_config($1, ...) needs a constant name; SET with a parameter
@@ -26,8 +28,8 @@ import (
 //   - a statement whose constants do not pass the template's checks (the tenant value of an INSERT in
 //     enforce mode, an equality with the tenant column in verify mode) or alert checks: the decision by
 //     text then gives the refusal or the alert, with its position;
-//   - a statement whose constants the lexer below cannot delimit exactly, or whose text contains '$'
-//     (parameters, dollar quotes), where parameter tokens could not be told apart.
+//   - a statement whose constants the lexer below cannot delimit exactly, or type exactly, or whose text
+//     contains '$' (parameters, dollar quotes), where parameter tokens could not be told apart.
 
 // maxTemplates bounds the normalized statements the rewriter remembers; maxDecisions the decisions per
 // normalized statement, one for each combination of constant types it is sent with.
