@@ -111,7 +111,9 @@ type Workspace struct {
 	Tier tenant.Tier `yaml:"tier"`
 	// Region is informational (reported in logs and diagnostics). Default "".
 	Region string `yaml:"region"`
-	// Permissions are read and/or write. Default [read, write].
+	// Permissions are read, write and explain. Default [read, write]. explain allows EXPLAIN (never
+	// ANALYZE), whose plans are chosen from statistics over every workspace's rows: grant it only to
+	// workspaces trusted to learn the shape of the shared tables.
 	Permissions []tenant.Permission `yaml:"permissions"`
 	// Entitlements are free-form feature names carried in the tenant context. Default none.
 	Entitlements []string `yaml:"entitlements"`
@@ -378,8 +380,8 @@ func (c *Config) Validate() error {
 			bad("%s: tier %q is not free, standard or enterprise", where, w.Tier)
 		}
 		for _, p := range w.Permissions {
-			if p != tenant.PermRead && p != tenant.PermWrite {
-				bad("%s: permission %q is not read or write", where, p)
+			if p != tenant.PermRead && p != tenant.PermWrite && p != tenant.PermExplain {
+				bad("%s: permission %q is not read, write or explain", where, p)
 			}
 		}
 		if _, err := w.Verifiers(); err != nil {

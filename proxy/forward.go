@@ -168,7 +168,7 @@ func (s *session) checkExecutes(executes []rewrite.Execute, relations []string) 
 			if c.Index >= len(e.Args) {
 				continue // the server refuses an EXECUTE short of arguments
 			}
-			if arg := e.Args[c.Index]; arg == nil || !rewrite.SameTenantValue(*arg, s.tenant.ID, c.Type) {
+			if !e.ArgIs(c.Index, s.tenant.ID, c.Type) {
 				refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: rewrite.ReasonTenantMismatch,
 					Text: fmt.Sprintf("argument %d of EXECUTE %s is not this workspace's id", c.Index+1, e.Name)}
 				s.report(refusal, "", relations)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantproxy/tenantproxy/config"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
 // The legit-app suite: what a SaaS application and its ORM send, written the way an application that relies
@@ -1113,6 +1114,20 @@ func legitDump(t *testing.T, dsn string) string {
 	return b.String()
 }
 
+// withPermission grants workspace slug one more permission.
+func withPermission(slug string, p tenant.Permission) func(*config.Config) {
+	return func(c *config.Config) {
+		for i := range c.Workspaces {
+			if c.Workspaces[i].Slug == slug {
+				if c.Workspaces[i].Permissions == nil {
+					c.Workspaces[i].Permissions = []tenant.Permission{tenant.PermRead, tenant.PermWrite}
+				}
+				c.Workspaces[i].Permissions = append(c.Workspaces[i].Permissions, p)
+			}
+		}
+	}
+}
+
 // legitGlobal configures plans as a global table.
 func legitGlobal(c *config.Config) { c.GlobalTables = append(c.GlobalTables, "plans") }
 
@@ -1195,7 +1210,8 @@ ANALYZE;
 `
 	base := legitBase()
 	schema := legitSchema(base) + strings.ReplaceAll(filler, "@base", "timestamptz '"+base.Format(time.RFC3339)+"'")
-	p := startProxyWith(t, schema, legitGlobal)
+	// The plans are read with EXPLAIN, which needs the explain permission.
+	p := startProxyWith(t, schema, legitGlobal, withPermission(acme, tenant.PermExplain))
 	conn, direct := p.Connect(t, acme), p.Direct(t)
 	ctx := ctxT(t, 20*time.Second)
 

@@ -17,10 +17,24 @@ import (
 type analyzer struct {
 	cat        *Catalog
 	pol        *Policy
+	views      map[*Relation]string
 	tenant     *tenant.Context
 	mode       Mode
 	paramTypes []uint32
-	txt        *text
+	// constParams is set while deciding a normalized template, whose parameters stand for the constants
+	// of the client's text (normalize.go).
+	constParams bool
+	// byText is set when a template's decision could differ from its statements' decisions by text:
+	// statements of its shape are decided by text.
+	byText bool
+	txt    *text
+	// tree is the parse tree being analyzed; expect are the changes the planned edits make to it, and
+	// wrappers indexes it for them (expect.go). expectBroken is set when an edit cannot be described.
+	tree         *pg_query.ParseResult
+	expect       []func()
+	expectLast   []func() // after expect: copies of what expect changed
+	wrappers     map[proto.Message]*pg_query.Node
+	expectBroken bool
 
 	targets []*target // tenant relation references, in the order found
 	masks   []*target // references to catalog relations with masked columns
@@ -36,6 +50,8 @@ type analyzer struct {
 	// leaky is set when an expression that PostgreSQL may evaluate on other workspaces' rows is not
 	// provably leakproof: the tenant relations are then fenced.
 	leaky bool
+	// unmasked records, in the rewriter's output, reads of masked catalog columns.
+	unmasked []string
 	// ctid is set when a statement reads the physical position of a tenant relation's rows, which
 	// reveals how many rows of other workspaces lie between them.
 	ctid   bool
@@ -69,6 +85,9 @@ type target struct {
 	joins []joinStep
 	// dml is set for the target relation of UPDATE or DELETE, which is scoped in its WHERE clause.
 	dml *dmlInfo
+	// setWhere replaces where in the tree, for the targets scoped in a WHERE clause (UPDATE, DELETE, ON
+	// CONFLICT DO UPDATE).
+	setWhere func(*pg_query.Node)
 	// sample is the TABLESAMPLE clause wrapping the reference, if any.
 	sample *pg_query.RangeTableSample
 	// copy is set for the table of COPY ... TO STDOUT, which becomes a scoped query.
@@ -113,9 +132,24 @@ type Alert struct {
 
 // Execute is an SQL-level EXECUTE of a prepared statement.
 type Execute struct {
+	// Name is the statement's name as the server keys it (identifiers are truncated to 63 bytes).
 	Name string
 	// Args are the arguments' texts; nil for an argument that is not a constant.
 	Args []*string
+	// argTypes are the types of the constant arguments.
+	argTypes []uint32
+}
+
+// ArgIs reports whether argument i is, once the server converts it to the parameter's type typ, the
+// workspace's id: a constant equal to it, untyped or of a type that converts to typ unchanged.
+func (e Execute) ArgIs(i int, id string, typ uint32) bool {
+	if i >= len(e.Args) || e.Args[i] == nil {
+		return false
+	}
+	if t := e.argTypes[i]; t != oidUnknown && !sameValueType(t, typ) {
+		return false
+	}
+	return SameTenantValue(*e.Args[i], id, typ)
 }
 
 // ParamCheck says a bound parameter must equal the workspace's id: it is the tenant value of an INSERT,
@@ -204,12 +238,14 @@ func (a *analyzer) stmt(n *pg_query.Node, sc *scope, top bool) error {
 		e := Execute{Name: s.Name}
 		for _, p := range s.Params {
 			var arg *string
+			var typ uint32
 			if c := p.GetAConst(); c != nil {
 				if text, ok := constText(c); ok {
-					arg = &text
+					arg, typ = &text, constType(c)
 				}
 			}
 			e.Args = append(e.Args, arg)
+			e.argTypes = append(e.argTypes, typ)
 		}
 		a.executes = append(a.executes, e)
 		return a.exprs(nil, false, s.Params...)

@@ -56,14 +56,16 @@ func Builtin() *Catalog {
 // clone returns a deep copy of c: no map, slice or Relation is shared with c.
 func (c *Catalog) clone() *Catalog {
 	out := &Catalog{
-		Relations:       make(map[string]map[string]*Relation, len(c.Relations)),
-		SearchPath:      slices.Clone(c.SearchPath),
-		Operators:       maps.Clone(c.Operators),
-		OperatorResults: maps.Clone(c.OperatorResults),
-		Functions:       make(map[string]map[string]*Function, len(c.Functions)),
-		Types:           maps.Clone(c.Types),
-		BinaryCoercible: maps.Clone(c.BinaryCoercible),
-		ServerVersion:   c.ServerVersion,
+		Relations:          make(map[string]map[string]*Relation, len(c.Relations)),
+		SearchPath:         slices.Clone(c.SearchPath),
+		Operators:          maps.Clone(c.Operators),
+		OperatorResults:    maps.Clone(c.OperatorResults),
+		ImmutableOperators: maps.Clone(c.ImmutableOperators),
+		Casts:              maps.Clone(c.Casts),
+		Functions:          make(map[string]map[string]*Function, len(c.Functions)),
+		Types:              maps.Clone(c.Types),
+		BinaryCoercible:    maps.Clone(c.BinaryCoercible),
+		ServerVersion:      c.ServerVersion,
 	}
 	// maps.Clone keeps nil maps nil; a catalog callers add to needs them allocated.
 	if out.OperatorResults == nil {
@@ -71,6 +73,12 @@ func (c *Catalog) clone() *Catalog {
 	}
 	if out.Operators == nil {
 		out.Operators = map[OpKey]bool{}
+	}
+	if out.ImmutableOperators == nil {
+		out.ImmutableOperators = map[OpKey]bool{}
+	}
+	if out.Casts == nil {
+		out.Casts = map[CastKey]CastInfo{}
 	}
 	if out.Types == nil {
 		out.Types = map[string]uint32{}
@@ -100,6 +108,7 @@ func (c *Catalog) clone() *Catalog {
 func (r *Relation) clone() *Relation {
 	rc := *r
 	rc.Columns = slices.Clone(r.Columns)
+	rc.Reads, rc.Calls = slices.Clone(r.Reads), slices.Clone(r.Calls)
 	if r.UniqueKeys != nil {
 		rc.UniqueKeys = make([][]string, len(r.UniqueKeys))
 		for i, k := range r.UniqueKeys {
@@ -111,7 +120,7 @@ func (r *Relation) clone() *Relation {
 
 // catalogFormat is the version of the encoding below; UnmarshalCatalog refuses others, so a snapshot
 // written by a newer generator fails loudly instead of decoding into a half-empty catalog.
-const catalogFormat = 1
+const catalogFormat = 2
 
 // catalogJSON is the serialized form of a Catalog. Go maps with struct keys have no JSON form, and map
 // iteration order is random, so every map of pointers becomes a list sorted by its key: the same catalog
@@ -123,6 +132,7 @@ type catalogJSON struct {
 	Relations       []relationJSON    `json:"relations"`
 	Operators       []operatorJSON    `json:"operators"`
 	Functions       []functionJSON    `json:"functions"`
+	Casts           []castJSON        `json:"casts"`
 	Types           map[string]uint32 `json:"types"`           // encoding/json sorts map keys
 	BinaryCoercible map[uint32]uint32 `json:"binaryCoercible"` // keys as decimal strings, sorted
 }
@@ -136,6 +146,8 @@ type relationJSON struct {
 	UniqueKeys     [][]string   `json:"uniqueKeys,omitempty"`
 	Global         bool         `json:"global,omitempty"`
 	WritableGlobal bool         `json:"writableGlobal,omitempty"`
+	Reads          []string     `json:"reads,omitempty"`
+	Calls          []string     `json:"calls,omitempty"`
 }
 
 type columnJSON struct {
@@ -148,7 +160,15 @@ type operatorJSON struct {
 	Left      uint32 `json:"left"`
 	Right     uint32 `json:"right"`
 	Leakproof bool   `json:"leakproof,omitempty"`
+	Immutable bool   `json:"immutable,omitempty"`
 	Result    uint32 `json:"result,omitempty"`
+}
+
+type castJSON struct {
+	Source    uint32 `json:"source"`
+	Target    uint32 `json:"target"`
+	Immutable bool   `json:"immutable,omitempty"`
+	Leakproof bool   `json:"leakproof,omitempty"`
 }
 
 type functionJSON struct {
@@ -157,6 +177,7 @@ type functionJSON struct {
 	Leakproof bool   `json:"leakproof,omitempty"`
 	Aggregate bool   `json:"aggregate,omitempty"`
 	Stable    bool   `json:"stable,omitempty"`
+	Immutable bool   `json:"immutable,omitempty"`
 	Result    uint32 `json:"result,omitempty"`
 }
 
@@ -170,6 +191,7 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 		Relations:       []relationJSON{},
 		Operators:       []operatorJSON{},
 		Functions:       []functionJSON{},
+		Casts:           []castJSON{},
 		Types:           c.Types,
 		BinaryCoercible: c.BinaryCoercible,
 	}
@@ -178,6 +200,7 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 			rj := relationJSON{
 				Schema: r.Schema, Name: r.Name, Kind: string(rune(r.Kind)), Tenant: r.Tenant,
 				UniqueKeys: r.UniqueKeys, Global: r.Global, WritableGlobal: r.WritableGlobal,
+				Reads: r.Reads, Calls: r.Calls,
 			}
 			for _, col := range r.Columns {
 				rj.Columns = append(rj.Columns, columnJSON(col))
@@ -189,7 +212,8 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 		return cmp.Or(cmp.Compare(a.Schema, b.Schema), cmp.Compare(a.Name, b.Name))
 	})
 	for k, lp := range c.Operators {
-		out.Operators = append(out.Operators, operatorJSON{Name: k.Name, Left: k.Left, Right: k.Right, Leakproof: lp, Result: c.OperatorResults[k]})
+		out.Operators = append(out.Operators, operatorJSON{Name: k.Name, Left: k.Left, Right: k.Right, Leakproof: lp,
+			Immutable: c.ImmutableOperators[k], Result: c.OperatorResults[k]})
 	}
 	slices.SortFunc(out.Operators, func(a, b operatorJSON) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Left, b.Left), cmp.Compare(a.Right, b.Right))
@@ -199,6 +223,12 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 			out.Functions = append(out.Functions, functionJSON(*f))
 		}
 	}
+	for k, ci := range c.Casts {
+		out.Casts = append(out.Casts, castJSON{Source: k.Source, Target: k.Target, Immutable: ci.Immutable, Leakproof: ci.Leakproof})
+	}
+	slices.SortFunc(out.Casts, func(a, b castJSON) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target))
+	})
 	slices.SortFunc(out.Functions, func(a, b functionJSON) int {
 		return cmp.Or(cmp.Compare(a.Schema, b.Schema), cmp.Compare(a.Name, b.Name))
 	})
@@ -215,14 +245,16 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		return nil, fmt.Errorf("decoding catalog: format %d, want %d", in.Format, catalogFormat)
 	}
 	c := &Catalog{
-		Relations:       map[string]map[string]*Relation{},
-		SearchPath:      in.SearchPath,
-		Operators:       make(map[OpKey]bool, len(in.Operators)),
-		OperatorResults: make(map[OpKey]uint32, len(in.Operators)),
-		Functions:       map[string]map[string]*Function{},
-		Types:           in.Types,
-		BinaryCoercible: in.BinaryCoercible,
-		ServerVersion:   in.ServerVersion,
+		Relations:          map[string]map[string]*Relation{},
+		SearchPath:         in.SearchPath,
+		Operators:          make(map[OpKey]bool, len(in.Operators)),
+		OperatorResults:    make(map[OpKey]uint32, len(in.Operators)),
+		ImmutableOperators: make(map[OpKey]bool, len(in.Operators)),
+		Casts:              make(map[CastKey]CastInfo, len(in.Casts)),
+		Functions:          map[string]map[string]*Function{},
+		Types:              in.Types,
+		BinaryCoercible:    in.BinaryCoercible,
+		ServerVersion:      in.ServerVersion,
 	}
 	if c.Types == nil {
 		c.Types = map[string]uint32{}
@@ -240,6 +272,7 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		r := &Relation{
 			Schema: rj.Schema, Name: rj.Name, Kind: RelKind(rj.Kind[0]), Tenant: rj.Tenant,
 			UniqueKeys: rj.UniqueKeys, Global: rj.Global, WritableGlobal: rj.WritableGlobal,
+			Reads: rj.Reads, Calls: rj.Calls,
 		}
 		for _, col := range rj.Columns {
 			r.Columns = append(r.Columns, Column(col))
@@ -252,9 +285,15 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 	for _, o := range in.Operators {
 		k := OpKey{Name: o.Name, Left: o.Left, Right: o.Right}
 		c.Operators[k] = o.Leakproof
+		if o.Immutable {
+			c.ImmutableOperators[k] = true
+		}
 		if o.Result != 0 {
 			c.OperatorResults[k] = o.Result
 		}
+	}
+	for _, cj := range in.Casts {
+		c.Casts[CastKey{cj.Source, cj.Target}] = CastInfo{Immutable: cj.Immutable, Leakproof: cj.Leakproof}
 	}
 	for _, fj := range in.Functions {
 		if c.Functions[fj.Schema] == nil {

@@ -80,11 +80,11 @@ func TestBuiltin(t *testing.T) {
 		t.Errorf("BinaryCoercible has text, the preferred string type: its own operators apply")
 	}
 	for _, want := range []*Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Result: 16},
+		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16},
 		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
 		{Schema: "pg_catalog", Name: "random", Result: 701},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Result: 20},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20},
 	} {
 		if diff := cmp.Diff(want, c.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
@@ -148,19 +148,21 @@ func TestMarshalCatalog(t *testing.T) {
 					Columns: []Column{{"id", testOIDInt4}}},
 				"s": {Schema: "public", Name: "s", Kind: KindSequence, Tenant: -1},
 			},
-			"other": {"v": {Schema: "other", Name: "v", Kind: KindView, Tenant: -1}},
+			"other": {"v": {Schema: "other", Name: "v", Kind: KindView, Tenant: -1, Reads: []string{"column:x", "public.t"}, Calls: []string{"pg_catalog.lower"}}},
 		},
 		SearchPath: []string{"pg_catalog", "public"},
 		Operators: map[OpKey]bool{
 			{"=", testOIDInt4, testOIDInt4}: true, {"=", testOIDNumeric, testOIDNumeric}: false, {"<", testOIDInt4, testOIDInt4}: true,
 		},
 		Functions: map[string]map[string]*Function{
-			"pg_catalog": {"lower": {Schema: "pg_catalog", Name: "lower"}, "int4eq": {Schema: "pg_catalog", Name: "int4eq", Leakproof: true}},
+			"pg_catalog": {"lower": {Schema: "pg_catalog", Name: "lower"}, "int4eq": {Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Immutable: true}},
 		},
-		OperatorResults: map[OpKey]uint32{{"=", testOIDInt4, testOIDInt4}: 16},
-		Types:           map[string]uint32{"int4": testOIDInt4, "pg_catalog.int4": testOIDInt4, "text": testOIDText},
-		BinaryCoercible: map[uint32]uint32{testOIDVarchar: testOIDText, testOIDInt4: testOIDOid},
-		ServerVersion:   15,
+		OperatorResults:    map[OpKey]uint32{{"=", testOIDInt4, testOIDInt4}: 16},
+		ImmutableOperators: map[OpKey]bool{{"=", testOIDInt4, testOIDInt4}: true},
+		Casts:              map[CastKey]CastInfo{{testOIDInt4, testOIDNumeric}: {Immutable: true}, {testOIDVarchar, testOIDText}: {Immutable: true, Leakproof: true}},
+		Types:              map[string]uint32{"int4": testOIDInt4, "pg_catalog.int4": testOIDInt4, "text": testOIDText},
+		BinaryCoercible:    map[uint32]uint32{testOIDVarchar: testOIDText, testOIDInt4: testOIDOid},
+		ServerVersion:      15,
 	}
 	data, err := MarshalCatalog(c)
 	if err != nil {
@@ -183,7 +185,7 @@ func TestMarshalCatalog(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 
-	for _, bad := range []string{`{"format": 2}`, `{"format": 1, "relations": [{"schema": "s", "name": "r", "kind": "r", "tenant": 3}]}`, `[`} {
+	for _, bad := range []string{`{"format": 1}`, `{"format": 2, "relations": [{"schema": "s", "name": "r", "kind": "r", "tenant": 3}]}`, `[`} {
 		if _, err := UnmarshalCatalog([]byte(bad)); err == nil {
 			t.Errorf("UnmarshalCatalog(%s) succeeded, want an error", bad)
 		}

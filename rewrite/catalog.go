@@ -42,6 +42,10 @@ type Relation struct {
 	Global bool
 	// WritableGlobal is set for relations listed in writable_global_tables.
 	WritableGlobal bool
+	// Reads and Calls are, for a view or materialized view, the relations and functions its definition
+	// reads and calls directly ("schema.name"): a view is only as harmless as what it reads.
+	Reads []string
+	Calls []string
 }
 
 // IsTenant reports whether the relation holds tenant data: it has the tenant column.
@@ -69,6 +73,17 @@ type OpKey struct {
 	Left, Right uint32
 }
 
+// CastKey identifies a cast by its source and target types.
+type CastKey struct{ Source, Target uint32 }
+
+// CastInfo is what the rewriter knows of a cast: whether the planner folds it on a constant (immutable:
+// binary, or a function or input/output conversion that is immutable) and whether it is leakproof (binary,
+// or a leakproof function).
+type CastInfo struct {
+	Immutable bool
+	Leakproof bool
+}
+
 // Function summarises the overloads of one function name in one schema.
 type Function struct {
 	Schema string
@@ -81,6 +96,9 @@ type Function struct {
 	// Stable is true only when no overload is volatile (pg_proc.provolatile 'i' or 's'): called on
 	// constants, it gives the same result for every row and has no effect per row.
 	Stable bool
+	// Immutable is true only when every overload is immutable (pg_proc.provolatile 'i'): called on
+	// constants, the planner evaluates it once, before any row is read.
+	Immutable bool
 	// Result is the type every overload returns, or 0 when they differ or it is polymorphic.
 	Result uint32
 }
@@ -98,6 +116,10 @@ type Catalog struct {
 	Operators map[OpKey]bool
 	// OperatorResults maps binary operators to their result type, where it is one concrete type.
 	OperatorResults map[OpKey]uint32
+	// ImmutableOperators holds the binary operators whose function is immutable.
+	ImmutableOperators map[OpKey]bool
+	// Casts describes the casts of pg_cast.
+	Casts map[CastKey]CastInfo
 	// Functions by schema, then name.
 	Functions map[string]map[string]*Function
 	// Types maps type names to OIDs: "schema.name" and, for pg_catalog types, the bare name and the SQL

@@ -373,7 +373,11 @@ func (b *ddlBuilder) putQueryRelation(schema, name string, kind RelKind, sel *pg
 	for i, a := range aliases {
 		cols[i].Name = a
 	}
-	b.put(&Relation{Schema: schema, Name: name, Kind: kind, Columns: cols, Tenant: -1})
+	r := &Relation{Schema: schema, Name: name, Kind: kind, Columns: cols, Tenant: -1}
+	if kind != KindTable {
+		r.Reads, r.Calls = queryDependencies(sel, b.cat)
+	}
+	b.put(r)
 }
 
 func (b *ddlBuilder) createSequence(s *pg_query.CreateSeqStmt, schema string) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/pganalyze/pg_query_go/v5/parser"
 )
 
@@ -349,7 +350,8 @@ func TestCatalogFromDDL(t *testing.T) {
 			}
 			for _, want := range tt.want {
 				got := c.Relation(want.Schema, want.Name)
-				if diff := cmp.Diff(want, got); diff != "" {
+				// What views read is tested with their verdicts (views_test.go).
+				if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Relation{}, "Reads", "Calls")); diff != "" {
 					t.Errorf("relation %s.%s (-want +got):\n%s", want.Schema, want.Name, diff)
 				}
 			}

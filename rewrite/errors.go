@@ -46,6 +46,9 @@ const (
 	ReasonUnknownRelation Reason = "unknown_relation"
 	// ReasonCatalogRelation: a system catalog or view that exposes other workspaces' data or activity.
 	ReasonCatalogRelation Reason = "catalog_relation_refused"
+	// ReasonView: a view whose definition reads a refused catalog relation or calls a function the
+	// function policy refuses.
+	ReasonView Reason = "view_refused"
 	// ReasonTempRelation: temporary relations and pg_temp.
 	ReasonTempRelation Reason = "temp_relation_refused"
 	// ReasonSequenceRead: reading a sequence relation directly.
@@ -54,6 +57,9 @@ const (
 	ReasonGlobalWrite Reason = "global_write_refused"
 	// ReasonTenantMismatch: a tenant column value that is not the workspace's id.
 	ReasonTenantMismatch Reason = "tenant_value_mismatch"
+	// ReasonTenantCast: a tenant column value cast to, or declared as, a type whose conversion can change
+	// it ('wa'::"char", varchar(1), bytea, a parameter declared "char").
+	ReasonTenantCast Reason = "tenant_value_cast_refused"
 	// ReasonTenantDefault: DEFAULT for the tenant column.
 	ReasonTenantDefault Reason = "tenant_default_refused"
 	// ReasonTenantUpdate: UPDATE ... SET of the tenant column.
@@ -69,6 +75,9 @@ const (
 	ReasonCopyFrom Reason = "copy_from_refused"
 	// ReasonCopyFile: COPY to or from a file or program.
 	ReasonCopyFile Reason = "copy_file_refused"
+	// ReasonExplain: EXPLAIN without the workspace's explain permission: a plan is chosen from statistics
+	// over every workspace's rows.
+	ReasonExplain Reason = "explain_refused"
 	// ReasonExplainAnalyze: EXPLAIN ANALYZE reports rows of other workspaces ("Rows Removed by Filter").
 	ReasonExplainAnalyze Reason = "explain_analyze_refused"
 	// ReasonTwoPhase: PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED (global transaction names).

@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,16 +13,17 @@ import (
 
 // Type OIDs of built-in types; PostgreSQL never changes them.
 const (
-	oidBool    = 16
-	oidInt8    = 20
-	oidInt2    = 21
-	oidInt4    = 23
-	oidText    = 25
-	oidUnknown = 705 // an untyped string literal or parameter: it takes the type of the other operand
-	oidNumeric = 1700
-	oidBit     = 1560
-	oidUUID    = 2950
-	oidVarchar = 1043
+	oidBool     = 16
+	oidInt8     = 20
+	oidInt2     = 21
+	oidInt4     = 23
+	oidText     = 25
+	oidUnknown  = 705 // an untyped string literal or parameter: it takes the type of the other operand
+	oidNumeric  = 1700
+	oidBit      = 1560
+	oidUUID     = 2950
+	oidVarchar  = 1043
+	oidInterval = 1186
 )
 
 // exprInfo is what the rewriter knows of an expression.
@@ -33,13 +36,27 @@ type exprInfo struct {
 	// safe is set when evaluating the expression on any row can neither fail nor have a visible effect
 	// that depends on the row's data: every function it applies to row data is leakproof.
 	safe bool
+	// fallible is set when evaluating the expression while the statement runs may raise an error, take
+	// time or have an effect, whatever its inputs. That is a leak even when no row data reaches it:
+	// whether PostgreSQL evaluates it depends on rows, because quals run row by row and in an order the
+	// planner picks, AND, OR, CASE and COALESCE stop early, and a subquery runs when first needed. So
+	// WHERE CASE WHEN n = 42 THEN (SELECT 1 UNION ALL SELECT 2) END IS NULL fails exactly when some row
+	// has n = 42, whichever workspace it belongs to.
+	fallible bool
+	// folded is set when the planner computes the expression once, before any row is read: a constant,
+	// or an immutable function of folded arguments. Its errors are the statement's, whatever the rows.
+	folded bool
 }
+
+// safeExpr is an expression that cannot fail, and folded.
+var safeExpr = exprInfo{safe: true, folded: true}
 
 // systemColumns are the columns every table has outside its declared ones.
 var systemColumns = []string{"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}
 
 // exprs analyzes expressions of level sc. qual says PostgreSQL may evaluate them on a relation's rows
-// before the tenant predicate, in which case any that is not safe fences the statement's tenant relations.
+// before the tenant predicate, in which case any that is not safe, or can fail at all, fences the
+// statement's tenant relations.
 func (a *analyzer) exprs(sc *scope, qual bool, nodes ...*pg_query.Node) error {
 	for _, n := range nodes {
 		if n == nil {
@@ -49,7 +66,7 @@ func (a *analyzer) exprs(sc *scope, qual bool, nodes ...*pg_query.Node) error {
 		if err != nil {
 			return err
 		}
-		if qual && !info.safe {
+		if qual && (!info.safe || info.fallible) {
 			a.leaky = true
 		}
 	}
@@ -58,10 +75,9 @@ func (a *analyzer) exprs(sc *scope, qual bool, nodes ...*pg_query.Node) error {
 
 // expr analyzes one expression.
 func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
-	safe := exprInfo{safe: true}
 	switch e := nodeMessage(n).(type) {
 	case nil:
-		return safe, nil
+		return safeExpr, nil
 	case *pg_query.ColumnRef:
 		return a.columnExpr(e, sc)
 	case *pg_query.ParamRef:
@@ -69,21 +85,13 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 		if i := int(e.Number) - 1; i >= 0 && i < len(a.paramTypes) && a.paramTypes[i] != 0 {
 			typ = a.paramTypes[i]
 		}
-		return exprInfo{typ: typ, safe: true}, nil
+		// A bound value is a constant to a custom plan but not to a generic one, which evaluates what
+		// uses it row by row; a template's parameters stand for the constants of the client's text.
+		return exprInfo{typ: typ, safe: true, folded: a.constParams}, nil
 	case *pg_query.A_Const:
-		return exprInfo{typ: constType(e), safe: true}, nil
+		return exprInfo{typ: constType(e), safe: true, folded: true}, nil
 	case *pg_query.TypeCast:
-		arg, err := a.expr(e.Arg, sc)
-		if err != nil {
-			return arg, err
-		}
-		typ := a.typeOID(e.TypeName)
-		// A cast applied to row data runs a conversion function on it, unless it changes nothing: a cast
-		// to the same built-in type without a type modifier. A domain's checks and a length or precision
-		// can fail on the row's value.
-		plain := typ != 0 && len(e.TypeName.Typmods) == 0 && a.builtinType(e.TypeName)
-		ok := !arg.rowDep || arg.safe && plain && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
-		return exprInfo{typ: typ, rowDep: arg.rowDep, safe: ok}, nil
+		return a.typeCast(e, sc)
 	case *pg_query.A_Expr:
 		return a.aExpr(e, sc)
 	case *pg_query.BoolExpr:
@@ -101,34 +109,14 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 	case *pg_query.SubLink:
 		return a.subLink(e, sc)
 	case *pg_query.FuncCall:
-		args := slices.Concat(e.Args, e.AggOrder, []*pg_query.Node{e.AggFilter})
-		if e.Over != nil {
-			args = slices.Concat(args, e.Over.PartitionClause, e.Over.OrderClause, []*pg_query.Node{e.Over.StartOffset, e.Over.EndOffset})
-		}
-		info, err := a.all(sc, args...)
-		if err != nil {
-			return info, err
-		}
-		info.typ = a.functionResult(e)
-		switch {
-		case e.Over != nil || a.functionIs(e, func(f *Function) bool { return f.Aggregate }):
-			// Aggregates and window functions only see rows that passed every filter: PostgreSQL never
-			// pulls an aggregating query up, nor pushes filters below an aggregation. Their results exist
-			// only after it, so nothing computed from them runs on a relation's rows.
-			info.safe, info.rowDep = true, false
-		case !info.rowDep && info.safe && a.functionIs(e, func(f *Function) bool { return f.Stable }):
-			// On constants, a function that is not volatile gives one result for every row.
-		default:
-			info.safe = info.safe && a.functionIs(e, func(f *Function) bool { return f.Leakproof })
-		}
-		return info, nil
+		return a.funcCall(e, sc)
 	case *pg_query.CaseExpr:
 		parts := []*pg_query.Node{e.Defresult}
 		arg, err := a.expr(e.Arg, sc)
 		if err != nil {
 			return arg, err
 		}
-		info := exprInfo{rowDep: arg.rowDep, safe: arg.safe}
+		info := arg
 		for _, w := range e.Args {
 			cw := w.GetCaseWhen()
 			if cw == nil {
@@ -138,14 +126,23 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 			if err != nil {
 				return info, err
 			}
-			if e.Arg != nil && (arg.rowDep || cond.rowDep) && !a.operatorLeakproof("=", arg.typ, cond.typ) {
-				info.safe = false // CASE x WHEN v compares with "="
+			if e.Arg != nil {
+				// CASE x WHEN v compares with "=".
+				k, ok := a.resolveOperator("=", arg.typ, cond.typ)
+				if (arg.rowDep || cond.rowDep) && !(ok && a.cat.Operators[k]) {
+					info.safe = false
+				}
+				if !(ok && (a.cat.Operators[k] || arg.folded && cond.folded && a.cat.ImmutableOperators[k])) {
+					info.fallible = true
+				}
 			}
 			info = merge(info, cond)
 			parts = append(parts, cw.Result)
 		}
 		rest, err := a.all(sc, parts...)
-		return merge(info, rest), err
+		info = merge(info, rest)
+		info.typ = 0
+		return info, err
 	case *pg_query.CoalesceExpr:
 		info, err := a.all(sc, e.Args...)
 		info.typ = 0
@@ -153,6 +150,7 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 	case *pg_query.MinMaxExpr:
 		info, err := a.all(sc, e.Args...)
 		info.safe = info.safe && !info.rowDep // GREATEST and LEAST compare with operators of unknown type
+		info.fallible = info.fallible || !info.folded
 		return info, err
 	case *pg_query.A_ArrayExpr:
 		info, err := a.all(sc, e.Elements...)
@@ -171,28 +169,158 @@ func (a *analyzer) expr(n *pg_query.Node, sc *scope) (exprInfo, error) {
 			return info, err
 		}
 		rest, err := a.all(sc, e.Indirection...)
-		return merge(info, exprInfo{rowDep: rest.rowDep, safe: true}), err
+		return merge(info, exprInfo{rowDep: rest.rowDep, safe: true, fallible: rest.fallible}), err
 	case *pg_query.SortBy:
 		return a.expr(e.Node, sc)
 	case *pg_query.MultiAssignRef:
+		if e.Colno > 1 {
+			// Every column of SET (a, b) = (SELECT ...) refers to the one source: it is analyzed with
+			// the first.
+			return exprInfo{safe: true}, nil
+		}
 		return a.expr(e.Source, sc)
 	case *pg_query.SQLValueFunction:
+		// CURRENT_DATE, CURRENT_USER and their kin cannot fail.
 		return exprInfo{typ: sqlValueType(e.Op), safe: true}, nil
 	case *pg_query.SetToDefault:
-		return safe, nil
+		return safeExpr, nil
 	case *pg_query.List:
 		return a.all(sc, e.Items...)
 	default:
 		// Anything else (subscripts, XML and JSON constructors, ...) is analyzed for what it contains and
-		// counted as not leakproof. Relations and functions inside it are still checked by the safety net.
+		// counted as not leakproof and fallible. Relations and functions inside it are still checked by
+		// the safety net.
 		info, err := a.all(sc, childNodes(e)...)
-		return exprInfo{rowDep: info.rowDep}, err
+		return exprInfo{rowDep: info.rowDep, fallible: true}, err
 	}
+}
+
+// typeCast analyzes a cast. A cast applied to row data runs a conversion function on it, unless it
+// changes nothing: a cast to the same built-in type without a type modifier. A domain's checks and a
+// length or precision can fail on the row's value. An untyped literal or parameter is not converted: the
+// parser reads the literal, and the server the bound value, as the cast's type.
+func (a *analyzer) typeCast(e *pg_query.TypeCast, sc *scope) (exprInfo, error) {
+	arg, err := a.expr(e.Arg, sc)
+	if err != nil {
+		return arg, err
+	}
+	typ := a.typeOID(e.TypeName)
+	plain := typ != 0 && len(e.TypeName.Typmods) == 0 && a.builtinType(e.TypeName)
+	info := exprInfo{typ: typ, rowDep: arg.rowDep, fallible: arg.fallible, folded: arg.folded}
+	noop := plain && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
+	// An untyped literal is read as the cast's type by the parser, and an untyped parameter is given
+	// that type, its value read when it is bound: neither is converted while the statement runs.
+	untyped := len(e.TypeName.Typmods) == 0 && arg.typ == oidUnknown && (e.Arg.GetAConst() != nil || e.Arg.GetParamRef() != nil)
+	cast, known := a.cat.Casts[CastKey{arg.typ, typ}]
+	switch {
+	case noop:
+		info.safe = arg.safe
+	case untyped:
+		info.safe, info.fallible = arg.safe, false
+	case a.isWholeRowCast(e, sc):
+		// CAST(t AS schema.t), which the rewriter writes for a whole-row reference: the row type is the
+		// relation's own.
+		info.safe = arg.safe
+	default:
+		info.safe = !arg.rowDep
+		info.folded = arg.folded && plain && known && cast.Immutable
+		if !(plain && known && cast.Leakproof) && !info.folded {
+			info.fallible = true
+		}
+		if arg.rowDep && plain && known && cast.Leakproof {
+			info.safe = arg.safe
+		}
+	}
+	return info, nil
+}
+
+// isWholeRowCast reports whether a cast is of a whole-row reference to a relation of the level to that
+// relation's row type.
+func (a *analyzer) isWholeRowCast(e *pg_query.TypeCast, sc *scope) bool {
+	cr := e.Arg.GetColumnRef()
+	tn := names(e.TypeName.Names)
+	if cr == nil || len(cr.Fields) != 1 || len(tn) != 2 || len(e.TypeName.Typmods) > 0 || len(e.TypeName.ArrayBounds) > 0 {
+		return false
+	}
+	ref := stringValue(cr.Fields[0])
+	for s := sc; s != nil; s = s.parent {
+		for _, it := range s.items {
+			if it.ref == ref {
+				return it.rel != nil && it.rel.Schema == tn[0] && it.rel.Name == tn[1] && !slices.ContainsFunc(it.cols, func(c Column) bool { return c.Name == ref })
+			}
+		}
+	}
+	return false
+}
+
+// funcCall analyzes a function call.
+func (a *analyzer) funcCall(e *pg_query.FuncCall, sc *scope) (exprInfo, error) {
+	args := slices.Concat(e.Args, e.AggOrder, []*pg_query.Node{e.AggFilter})
+	if e.Over != nil {
+		args = slices.Concat(args, e.Over.PartitionClause, e.Over.OrderClause, []*pg_query.Node{e.Over.StartOffset, e.Over.EndOffset})
+	}
+	info, err := a.all(sc, args...)
+	if err != nil {
+		return info, err
+	}
+	info.typ = a.functionResult(e)
+	switch {
+	case e.Over != nil || a.functionIs(e, func(f *Function) bool { return f.Aggregate }):
+		// Aggregates and window functions only see rows that passed every filter: PostgreSQL never
+		// pulls an aggregating query up, nor pushes filters below an aggregation. Their results exist
+		// only after it, so nothing computed from them runs on a relation's rows.
+		return exprInfo{typ: info.typ, safe: true}, nil
+	case a.functionIs(e, func(f *Function) bool { return f.Leakproof }):
+		// A leakproof function cannot fail for some arguments and not others.
+	case info.folded && a.functionIs(e, func(f *Function) bool { return f.Immutable }):
+		// Folded by the planner: it fails, if it does, for every row alike.
+	case !info.rowDep && a.infallible(e):
+		info.folded = false
+	default:
+		info.safe = info.safe && !info.rowDep
+		info.fallible, info.folded = true, false
+	}
+	if !a.functionIs(e, func(f *Function) bool { return f.Immutable }) {
+		info.folded = false
+	}
+	return info, nil
+}
+
+// infallibleFunctions are built-in functions that are not leakproof (or not immutable) but cannot raise
+// an error, take time that depends on anything or have an effect, whatever they are called with: the
+// clocks, the session's identity, random numbers.
+var infallibleFunctions = []string{
+	"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp", "timeofday",
+	"current_database", "current_schema", "current_user", "session_user", "current_role", "user",
+	"pg_backend_pid", "version", "random", "gen_random_uuid", "pg_postmaster_start_time",
+	"pg_conf_load_time", "inet_client_addr", "inet_client_port", "inet_server_addr", "inet_server_port",
+}
+
+// infallibleOnArrays are built-in functions that cannot fail on any array: they count or list its elements.
+var infallibleOnArrays = []string{"unnest", "cardinality", "array_length", "array_lower", "array_upper", "array_ndims"}
+
+// infallible reports whether a call cannot fail: one of infallibleFunctions without arguments, one of
+// infallibleOnArrays on an array, or current_setting of the tenant setting, which the proxy always sets.
+func (a *analyzer) infallible(fc *pg_query.FuncCall) bool {
+	if a.isTenantSetting(fc) {
+		return true
+	}
+	schemas, name := a.functionSchemas(fc)
+	if len(schemas) != 1 || schemas[0] != "pg_catalog" {
+		return false
+	}
+	switch {
+	case len(fc.Args) == 0:
+		return slices.Contains(infallibleFunctions, name)
+	case slices.Contains(infallibleOnArrays, name):
+		return len(fc.Args) <= 2 && a.arrayElement(fc.Args[0]) != 0
+	}
+	return false
 }
 
 // all analyzes expressions and combines what it learns.
 func (a *analyzer) all(sc *scope, nodes ...*pg_query.Node) (exprInfo, error) {
-	info := exprInfo{safe: true}
+	info := safeExpr
 	for _, n := range nodes {
 		if n == nil {
 			continue
@@ -207,7 +335,8 @@ func (a *analyzer) all(sc *scope, nodes ...*pg_query.Node) (exprInfo, error) {
 }
 
 func merge(a, b exprInfo) exprInfo {
-	return exprInfo{typ: a.typ, rowDep: a.rowDep || b.rowDep, safe: a.safe && b.safe}
+	return exprInfo{typ: a.typ, rowDep: a.rowDep || b.rowDep, safe: a.safe && b.safe,
+		fallible: a.fallible || b.fallible, folded: a.folded && b.folded}
 }
 
 // childNodes returns the Node-typed fields of a message.
@@ -263,18 +392,24 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 	}
 	// An operator outside pg_catalog is user-defined: nothing is known of it.
 	builtinOp := len(op) == 1 || len(op) == 2 && op[0] == "pg_catalog"
-	info := exprInfo{safe: l.safe}
-	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof.
+	info := exprInfo{safe: l.safe, fallible: l.fallible, folded: l.folded}
+	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof;
+	// anywhere, each must be leakproof or folded, or it may fail.
 	compare := func(ops []string, left, right exprInfo) {
-		ok := builtinOp && left.safe && right.safe
+		leakproof, immutable := builtinOp, builtinOp
 		for _, o := range ops {
-			ok = ok && a.operatorLeakproof(o, left.typ, right.typ)
+			k, ok := a.resolveOperator(o, left.typ, right.typ)
+			leakproof = leakproof && ok && a.cat.Operators[k]
+			immutable = immutable && ok && a.cat.ImmutableOperators[k]
 		}
+		folded := left.folded && right.folded && immutable
 		if left.rowDep || right.rowDep {
-			info.safe = info.safe && ok
+			info.safe = info.safe && left.safe && right.safe && leakproof
 		} else {
 			info.safe = info.safe && left.safe && right.safe
 		}
+		info.fallible = info.fallible || left.fallible || right.fallible || !leakproof && !folded
+		info.folded = info.folded && folded
 	}
 	switch e.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_IN:
@@ -312,16 +447,22 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 	info.rowDep = l.rowDep || r.rowDep
 	switch e.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_OP:
-		if e.Lexpr == nil { // prefix operator, such as unary minus: it can overflow on row data
-			info.safe = r.safe && !r.rowDep
+		if e.Lexpr == nil {
+			// A prefix operator, such as unary minus: it can overflow. Its operand's type decides which
+			// operator it is, which the catalog's binary operators do not tell.
+			info = exprInfo{rowDep: r.rowDep, safe: r.safe && !r.rowDep, fallible: true}
 			return info, nil
+		}
+		if (name == "-" || name == "+") && builtinOp && a.clockOffset(e) {
+			// A clock moved by a small constant cannot leave the range of its type.
+			return exprInfo{typ: l.typ, safe: true}, nil
 		}
 		comparison := slices.Contains([]string{"=", "<>", "<", ">", "<=", ">="}, name)
 		lrow, rrow := e.Lexpr.GetRowExpr(), e.Rexpr.GetRowExpr()
 		if comparison && lrow != nil && rrow != nil && len(lrow.Args) == len(rrow.Args) && builtinOp {
 			// (a, b) < (c, d) compares column by column with the btree comparison of each pair, which
 			// is leakproof where the pair's "=" and the operator itself are.
-			info.safe = l.safe && r.safe
+			info = exprInfo{rowDep: info.rowDep, safe: l.safe && r.safe, fallible: l.fallible || r.fallible, folded: l.folded && r.folded}
 			for i := range lrow.Args {
 				li, err := a.expr(lrow.Args[i], sc)
 				if err != nil {
@@ -331,9 +472,7 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 				if err != nil {
 					return info, err
 				}
-				if (li.rowDep || ri.rowDep) && !(a.operatorLeakproof(name, li.typ, ri.typ) && a.operatorLeakproof("=", li.typ, ri.typ)) {
-					info.safe = false
-				}
+				compare([]string{name, "="}, li, ri)
 			}
 			info.typ = oidBool
 			return info, nil
@@ -363,9 +502,51 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 		info.typ = oidBool
 	default:
 		info.safe = !info.rowDep
+		info.fallible = true
 	}
 	return info, nil
 }
+
+// clockOffset reports whether e is the current time or date moved by a small constant: now() - interval
+// '7 days', CURRENT_DATE + 30. Date and time arithmetic can fail, on values beyond the range of its
+// types (now() - interval '300000 years'), but not on a clock moved by less than 10,000 of any unit. In a
+// template the constant is a parameter, whose size is unknown: its statements are decided by text.
+func (a *analyzer) clockOffset(e *pg_query.A_Expr) bool {
+	clock, date := false, false
+	switch l := nodeMessage(e.Lexpr).(type) {
+	case *pg_query.FuncCall:
+		schemas, name := a.functionSchemas(l)
+		clock = len(l.Args) == 0 && len(schemas) == 1 && schemas[0] == "pg_catalog" &&
+			slices.Contains([]string{"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp"}, name)
+	case *pg_query.SQLValueFunction:
+		switch l.Op {
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE:
+			clock, date = true, true
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N,
+			pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP_N:
+			clock = true
+		}
+	}
+	if !clock {
+		return false
+	}
+	if a.constParams && (e.Rexpr.GetParamRef() != nil || e.Rexpr.GetTypeCast().GetArg().GetParamRef() != nil) {
+		a.byText = true
+		return false
+	}
+	if c := e.Rexpr.GetAConst(); date && c != nil && c.GetIval() != nil {
+		return c.GetIval().Ival > -10000 && c.GetIval().Ival < 10000
+	}
+	tc := e.Rexpr.GetTypeCast()
+	if tc == nil || len(tc.TypeName.Typmods) > 0 || a.typeOID(tc.TypeName) != oidInterval || !a.builtinType(tc.TypeName) {
+		return false
+	}
+	lit := tc.Arg.GetAConst().GetSval()
+	return lit != nil && smallInterval.MatchString(lit.Sval)
+}
+
+// smallInterval matches interval literals of a few fields of fewer than 10,000 units each.
+var smallInterval = regexp.MustCompile(`(?i)^\s*(\d{1,4}\s*(years?|mons?|months?|weeks?|days?|hours?|mins?|minutes?|secs?|seconds?)\s*){1,4}$`)
 
 // operatorLeakproof reports whether the binary operator name on the given operand types is leakproof, as
 // PostgreSQL would resolve it: an untyped operand takes the other's type, and binary-coercible types use
@@ -503,7 +684,10 @@ func (a *analyzer) subLink(e *pg_query.SubLink, sc *scope) (exprInfo, error) {
 	if err != nil {
 		return test, err
 	}
-	info := exprInfo{typ: oidBool, rowDep: correlated || test.rowDep, safe: test.safe}
+	// What the subquery computes is analyzed as its own level: its filters and outputs count as
+	// filters (query with top false). A subquery runs when first needed, so whether it runs at all
+	// depends on rows; it is never folded.
+	info := exprInfo{typ: oidBool, rowDep: correlated || test.rowDep, safe: test.safe, fallible: test.fallible}
 	switch e.SubLinkType {
 	case pg_query.SubLinkType_EXISTS_SUBLINK:
 	case pg_query.SubLinkType_ANY_SUBLINK, pg_query.SubLinkType_ALL_SUBLINK:
@@ -515,10 +699,13 @@ func (a *analyzer) subLink(e *pg_query.SubLink, sc *scope) (exprInfo, error) {
 		if len(cols) == 1 {
 			first = cols[0].Type
 		}
-		info.safe = info.safe && (!info.rowDep || a.operatorLeakproof(op, test.typ, first))
+		leakproof := a.operatorLeakproof(op, test.typ, first)
+		info.safe = info.safe && (!info.rowDep || leakproof)
+		info.fallible = info.fallible || !leakproof
 	case pg_query.SubLinkType_EXPR_SUBLINK:
-		// A correlated scalar subquery fails with "more than one row" depending on the outer row.
+		// A scalar subquery fails with "more than one row", whichever rows make it run.
 		info.safe = info.safe && !correlated
+		info.fallible = true
 		info.typ = 0
 		if len(cols) == 1 {
 			info.typ = cols[0].Type
@@ -526,7 +713,7 @@ func (a *analyzer) subLink(e *pg_query.SubLink, sc *scope) (exprInfo, error) {
 	case pg_query.SubLinkType_ARRAY_SUBLINK:
 		info.typ = 0
 	default:
-		info.safe = false
+		info.safe, info.fallible = false, true
 	}
 	return info, nil
 }
@@ -566,6 +753,7 @@ func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *ra
 			}
 			if star {
 				it.star = true
+				a.readColumn(it, "*")
 				if len(qual) > 0 {
 					return 0, it
 				}
@@ -575,6 +763,7 @@ func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *ra
 				continue // an unknown item might have it; keep looking for a known one
 			}
 			if c, ok := findColumn(it.cols, col); ok {
+				a.readColumn(it, col)
 				a.noteLevel(d)
 				if len(qual) == 2 && it.target != nil && it.rv().Alias == nil && !slices.Contains(it.target.schemaRefs, cr) {
 					it.target.schemaRefs = append(it.target.schemaRefs, cr)
@@ -605,12 +794,24 @@ func (a *analyzer) resolveColumn(cr *pg_query.ColumnRef, sc *scope) (uint32, *ra
 						it.target.wholeRows = append(it.target.wholeRows, cr)
 						it.star = true // like *, it includes exposed system columns
 					}
+					a.readColumn(it, "*")
 					return 0, it
 				}
 			}
 		}
 	}
 	return 0, nil
+}
+
+// readColumn notes that the statement reads column col (or "*" for all of them) of item: in the
+// rewriter's output, a masked column of a catalog relation must never be read.
+func (a *analyzer) readColumn(it *rangeItem, col string) {
+	if !a.postCheck || it.target == nil || !it.target.mask {
+		return
+	}
+	if _, masked := maskedColumns(it.rel)[col]; masked || col == "*" {
+		a.unmasked = append(a.unmasked, fmt.Sprintf("%s.%s is read", it.rel.QualifiedName(), col))
+	}
 }
 
 // noteLevel records that a column reference resolved at scope depth d, marking the subqueries it is
@@ -702,13 +903,11 @@ func (a *analyzer) function(fc *pg_query.FuncCall) error {
 		return a.at(refusef(ReasonUnknownFunction, "function %s is not in tenantproxy's catalog", strings.Join(names(fc.Funcname), ".")), fc.Location)
 	}
 	for _, s := range schemas {
-		if s != "pg_catalog" {
-			if !matchName(a.pol.AllowedFunctions, s+"."+name) && !matchName(a.pol.AllowedFunctions, name) {
-				return a.at(refusef(ReasonFunction, "user-defined function %s.%s can read any row; list it in allowed_functions if it is safe", QuoteIdent(s), QuoteIdent(name)), fc.Location)
-			}
-			continue
-		}
-		if matchName(DefaultDeniedFunctions, name) || matchName(a.pol.DeniedFunctions, name) {
+		switch reason := functionRefusal(a.pol, s, name); {
+		case reason == "":
+		case s != "pg_catalog":
+			return a.at(refusef(ReasonFunction, "user-defined function %s.%s can read any row; list it in allowed_functions if it is safe", QuoteIdent(s), QuoteIdent(name)), fc.Location)
+		default:
 			return a.at(refusef(ReasonFunction, "function %s is not allowed", name), fc.Location)
 		}
 	}

@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files' want sections
 //
 //	-- mode: enforce | verify | audit      (default enforce)
 //	-- schema: main | camel                (default main: testdata/rewrite/schema.sql; camel: schema_camel.sql)
-//	-- workspace: readonly                 (the workspace lacks the write permission)
+//	-- workspace: readonly | explain       (the workspace lacks the write permission, or has explain)
 //	-- params: 25,23                       (parameter types a Parse message declared)
 const goldenDir = "../testdata/rewrite"
 
@@ -75,8 +75,11 @@ func goldenInput(t testing.TB, sql string) (Input, string) {
 		case "schema":
 			schema = value
 		case "workspace":
-			if value == "readonly" {
+			switch value {
+			case "readonly":
 				in.Tenant.Permissions = []tenant.Permission{"read"}
+			case "explain":
+				in.Tenant.Permissions = append(in.Tenant.Permissions, tenant.PermExplain)
 			}
 		case "params":
 			for _, p := range strings.Split(value, ",") {

@@ -89,7 +89,7 @@ func (a *analyzer) insert(s *pg_query.InsertStmt, sc *scope) error {
 				}
 			}
 			t := &target{rv: rv, rel: rel, ref: ref, col: rel.TenantColumn().Name, where: oc.WhereClause,
-				conflict: oc, single: true}
+				setWhere: func(n *pg_query.Node) { oc.WhereClause = n }, conflict: oc, single: true}
 			if a.conflictOnOwnRows(oc, rel) {
 				t.safeConflict = true
 			}
@@ -218,21 +218,29 @@ func (a *analyzer) insertTenant(info *insertInfo, sel *pg_query.SelectStmt, valu
 }
 
 // sourceTarget returns the output column of an INSERT source query that fills column pos of ncols, or
-// nil when a * or a set operation hides it. A * can only be resolved when the column is the last one.
+// nil when a * or a set operation hides it. Around a *, only the output columns before the first one and
+// after the last one have a known column.
 func sourceTarget(sel *pg_query.SelectStmt, pos, ncols int) *pg_query.ResTarget {
 	if sel.Op != pg_query.SetOperation_SETOP_NONE || len(sel.TargetList) == 0 {
 		return nil
 	}
-	star := slices.ContainsFunc(sel.TargetList, func(n *pg_query.Node) bool { return isExpansion(n.GetResTarget().GetVal()) })
-	switch {
-	case !star && pos < len(sel.TargetList):
-		return sel.TargetList[pos].GetResTarget()
-	case star && pos == ncols-1:
-		last := sel.TargetList[len(sel.TargetList)-1].GetResTarget()
-		if isExpansion(last.GetVal()) {
-			return nil
+	n := len(sel.TargetList)
+	first := slices.IndexFunc(sel.TargetList, func(t *pg_query.Node) bool { return isExpansion(t.GetResTarget().GetVal()) })
+	if first < 0 {
+		if pos < n {
+			return sel.TargetList[pos].GetResTarget()
 		}
-		return last
+		return nil
+	}
+	last := n - 1
+	for last > first && !isExpansion(sel.TargetList[last].GetResTarget().GetVal()) {
+		last--
+	}
+	switch {
+	case pos < first:
+		return sel.TargetList[pos].GetResTarget()
+	case ncols-pos <= n-1-last:
+		return sel.TargetList[n-(ncols-pos)].GetResTarget()
 	}
 	return nil
 }
@@ -260,36 +268,140 @@ func (a *analyzer) sourceScope(sel *pg_query.SelectStmt, parent *scope) *scope {
 }
 
 // tenantValue checks a value given for the tenant column: the workspace's id as a literal, a parameter
-// (checked when it is bound), or the tenant setting. Anything else is refused.
+// (checked when it is bound), or the tenant setting, each perhaps cast (tenantValueType). Anything else
+// is refused.
 func (a *analyzer) tenantValue(n *pg_query.Node, rel *Relation, lvl *scope) error {
-	switch v := nodeMessage(n).(type) {
-	case *pg_query.TypeCast:
-		return a.tenantValue(v.Arg, rel, lvl)
+	col := rel.TenantColumn()
+	v, paramType, err := a.tenantValueType(n, col)
+	if err != nil {
+		return err
+	}
+	switch v := nodeMessage(v).(type) {
 	case *pg_query.A_Const:
 		lit, ok := constText(v)
 		if !ok {
-			return a.at(refusef(ReasonTenantMismatch, "NULL is not the workspace's %s", QuoteIdent(rel.TenantColumn().Name)), v.Location)
+			return a.at(refusef(ReasonTenantMismatch, "NULL is not the workspace's %s", QuoteIdent(col.Name)), v.Location)
 		}
-		if !SameTenantValue(lit, a.tenant.ID, rel.TenantColumn().Type) {
-			return a.at(refusef(ReasonTenantMismatch, "%s %s is not this workspace's", QuoteIdent(rel.TenantColumn().Name), QuoteLiteral(lit)), v.Location)
+		if !SameTenantValue(lit, a.tenant.ID, col.Type) {
+			return a.at(refusef(ReasonTenantMismatch, "%s %s is not this workspace's", QuoteIdent(col.Name), QuoteLiteral(lit)), v.Location)
 		}
 		return nil
 	case *pg_query.ParamRef:
 		if a.inPrepare {
-			return a.at(refusef(ReasonPreparedTenantParam, "PREPARE cannot take the %s value as a parameter; prepare the statement through the protocol instead", QuoteIdent(rel.TenantColumn().Name)), v.Location)
+			return a.at(refusef(ReasonPreparedTenantParam, "PREPARE cannot take the %s value as a parameter; prepare the statement through the protocol instead", QuoteIdent(col.Name)), v.Location)
 		}
-		a.checks = append(a.checks, ParamCheck{Index: int(v.Number) - 1, Type: rel.TenantColumn().Type})
+		a.checks = append(a.checks, ParamCheck{Index: int(v.Number) - 1, Type: paramType})
 		return nil
 	case *pg_query.SetToDefault:
-		return a.at(refusef(ReasonTenantDefault, "DEFAULT is not allowed for the %s column", QuoteIdent(rel.TenantColumn().Name)), v.Location)
+		return a.at(refusef(ReasonTenantDefault, "DEFAULT is not allowed for the %s column", QuoteIdent(col.Name)), v.Location)
 	case *pg_query.FuncCall:
 		if a.isTenantSetting(v) {
 			return nil
 		}
-		return a.at(refusef(ReasonTenantUnverifiable, "the %s value must be the workspace's id or a parameter", QuoteIdent(rel.TenantColumn().Name)), v.Location)
+		return a.at(refusef(ReasonTenantUnverifiable, "the %s value must be the workspace's id or a parameter", QuoteIdent(col.Name)), v.Location)
 	default:
-		return refusef(ReasonTenantUnverifiable, "the %s value must be the workspace's id or a parameter", QuoteIdent(rel.TenantColumn().Name))
+		return refusef(ReasonTenantUnverifiable, "the %s value must be the workspace's id or a parameter", QuoteIdent(col.Name))
 	}
+}
+
+// tenantValueType checks the types a value for tenant column col passes through before PostgreSQL stores
+// it, and returns the value under its casts and, for a parameter, the type the server gives it. The
+// server stores the value converted to the column's type, and a conversion can change it: 'wa'::"char" is
+// 'w', '12'::varchar(1) is '1', 'wa'::bytea is '\x7761'. So a tenant value is accepted only when every
+// type on its way is one whose values reach the column unchanged (sameValueType), without a type modifier:
+// an untyped literal or parameter (read by the type's input function), or one of a type the column's
+// values convert to and from exactly. Anything else is refused, whatever the value.
+func (a *analyzer) tenantValueType(n *pg_query.Node, col Column) (*pg_query.Node, uint32, error) {
+	into := col.Type // the type the value is converted to next
+	for {
+		tc := n.GetTypeCast()
+		if tc == nil {
+			break
+		}
+		typ := a.typeOID(tc.TypeName)
+		if typ == 0 || len(tc.TypeName.Typmods) > 0 || !a.builtinType(tc.TypeName) || !sameValueType(typ, into) {
+			return nil, 0, a.at(refusef(ReasonTenantCast, "the %s value is cast to %s, which can change it; give the workspace's id as an untyped literal or parameter, or of the column's type",
+				QuoteIdent(col.Name), typeName(tc.TypeName)), tc.Location)
+		}
+		n, into = tc.Arg, typ
+	}
+	var from uint32
+	switch v := nodeMessage(n).(type) {
+	case *pg_query.A_Const:
+		from = constType(v)
+	case *pg_query.ParamRef:
+		from = oidUnknown
+		if i := int(v.Number) - 1; i >= 0 && i < len(a.paramTypes) && a.paramTypes[i] != 0 {
+			from = a.paramTypes[i]
+		}
+		if from == oidUnknown {
+			return n, into, nil // the server gives the parameter the type it is converted to
+		}
+	case *pg_query.FuncCall:
+		if a.isTenantSetting(v) {
+			// The setting is the workspace's id in its canonical text: the column type's input function
+			// reads it as the workspace's value.
+			if into == oidText || into == oidVarchar || into == col.Type {
+				return n, 0, nil
+			}
+			return nil, 0, a.at(refusef(ReasonTenantCast, "the tenant setting is converted to a type other than the %s column's", QuoteIdent(col.Name)), v.Location)
+		}
+		return n, 0, nil
+	default:
+		return n, 0, nil
+	}
+	if from != oidUnknown && !sameValueType(from, into) {
+		return nil, 0, a.at(refusef(ReasonTenantCast, "the %s value is of type %s, which does not convert to the column's type unchanged; give the workspace's id as an untyped literal or parameter, or of the column's type",
+			QuoteIdent(col.Name), a.typeNameOf(from)), nodeLocation(n))
+	}
+	return n, from, nil
+}
+
+// sameValueType reports whether every value of type from converts to type to and is still the same
+// value: the same type, text and varchar (binary-coercible both ways), or two integer types (a value
+// that does not fit is an error, not another value).
+func sameValueType(from, to uint32) bool {
+	textual := func(t uint32) bool { return t == oidText || t == oidVarchar }
+	integer := func(t uint32) bool { return t == oidInt2 || t == oidInt4 || t == oidInt8 }
+	return from == to || textual(from) && textual(to) || integer(from) && integer(to)
+}
+
+// typeName renders a type name as written, for messages.
+func typeName(tn *pg_query.TypeName) string {
+	parts := names(tn.Names)
+	for i, p := range parts {
+		parts[i] = QuoteIdent(p)
+	}
+	name := strings.Join(parts, ".")
+	if len(tn.Typmods) > 0 {
+		name += "(...)"
+	}
+	return name
+}
+
+// typeNameOf names a type OID, for messages.
+func (a *analyzer) typeNameOf(oid uint32) string {
+	best := ""
+	for name, o := range a.cat.Types {
+		if o == oid && (best == "" || len(name) < len(best) || len(name) == len(best) && name < best) {
+			best = name
+		}
+	}
+	if best == "" {
+		return "OID " + strconv.Itoa(int(oid))
+	}
+	return best
+}
+
+// nodeLocation returns the location of a literal or parameter node, or -1.
+func nodeLocation(n *pg_query.Node) int32 {
+	switch v := nodeMessage(n).(type) {
+	case *pg_query.A_Const:
+		return v.Location
+	case *pg_query.ParamRef:
+		return v.Location
+	}
+	return -1
 }
 
 // isTenantSetting reports whether a call is current_setting('<tenant setting>'), which is always the
@@ -298,6 +410,10 @@ func (a *analyzer) isTenantSetting(fc *pg_query.FuncCall) bool {
 	fn := names(fc.Funcname)
 	if len(fn) == 0 || fn[len(fn)-1] != "current_setting" || len(fc.Args) != 1 {
 		return false
+	}
+	if a.constParams && fc.Args[0].GetParamRef() != nil {
+		// A template's parameter stands for a constant, which may be the tenant setting's name.
+		a.byText = true
 	}
 	c := fc.Args[0].GetAConst()
 	return c != nil && c.GetSval() != nil && strings.EqualFold(c.GetSval().Sval, a.pol.TenantSetting)

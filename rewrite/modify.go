@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tenantproxy/tenantproxy/tenant"
 )
@@ -32,13 +33,35 @@ func (a *analyzer) update(s *pg_query.UpdateStmt, sc *scope) error {
 	if err := a.with(s.WithClause, lvl); err != nil {
 		return err
 	}
-	t, err := a.dmlTarget(s.Relation, s.WhereClause, lvl)
+	t, err := a.dmlTarget(s.Relation, s.WhereClause, func(n *pg_query.Node) { s.WhereClause = n }, lvl)
 	if err != nil {
 		return err
 	}
 	for _, item := range s.FromClause {
 		if err := a.fromItem(item, lvl, s.WhereClause, nil); err != nil {
 			return err
+		}
+	}
+	// SET (a, b) = (SELECT ...) gives each column a MultiAssignRef to the one source, which the parse tree
+	// holds once per column: the first is analyzed and scoped, the others are the same text.
+	var first *pg_query.MultiAssignRef
+	for _, n := range s.TargetList {
+		m := n.GetResTarget().GetVal().GetMultiAssignRef()
+		switch {
+		case m == nil:
+		case m.Colno == 1:
+			first = m
+		case first == nil || !proto.Equal(first.Source, m.Source):
+			return refusef(ReasonUnsupportedSyntax, "unexpected multiple-column assignment")
+		default:
+			walk(m.Source, func(n proto.Message) bool {
+				if rv, ok := n.(*pg_query.RangeVar); ok {
+					a.handled[rv] = true
+				}
+				return true
+			})
+			src := first
+			a.expectLast = append(a.expectLast, func() { m.Source = clone(src.Source) })
 		}
 	}
 	if t != nil {
@@ -62,7 +85,7 @@ func (a *analyzer) delete(s *pg_query.DeleteStmt, sc *scope) error {
 	if err := a.with(s.WithClause, lvl); err != nil {
 		return err
 	}
-	if _, err := a.dmlTarget(s.Relation, s.WhereClause, lvl); err != nil {
+	if _, err := a.dmlTarget(s.Relation, s.WhereClause, func(n *pg_query.Node) { s.WhereClause = n }, lvl); err != nil {
 		return err
 	}
 	for _, item := range s.UsingClause {
@@ -91,7 +114,7 @@ func (a *analyzer) dmlRest(lvl *scope, where *pg_query.Node, set, returning []*p
 
 // dmlTarget resolves the relation an UPDATE or DELETE changes. It returns the tenant target, or nil for a
 // writable global table.
-func (a *analyzer) dmlTarget(rv *pg_query.RangeVar, where *pg_query.Node, lvl *scope) (*target, error) {
+func (a *analyzer) dmlTarget(rv *pg_query.RangeVar, where *pg_query.Node, setWhere func(*pg_query.Node), lvl *scope) (*target, error) {
 	a.handled[rv] = true
 	rel, err := a.resolve(rv)
 	if err != nil {
@@ -106,7 +129,7 @@ func (a *analyzer) dmlTarget(rv *pg_query.RangeVar, where *pg_query.Node, lvl *s
 	lvl.items = append(lvl.items, ri)
 	switch {
 	case rel.IsTenant():
-		t := &target{rv: rv, rel: rel, ref: ref, col: rel.TenantColumn().Name, where: where,
+		t := &target{rv: rv, rel: rel, ref: ref, col: rel.TenantColumn().Name, where: where, setWhere: setWhere,
 			dml: &dmlInfo{currentOf: where.GetCurrentOfExpr() != nil}, scope: lvl}
 		ri.target = t
 		a.addTarget(t)

@@ -165,12 +165,13 @@ func (r *Rewriter) decide(in Input, tp *template, types []byte) *typedDecision {
 	d := &typedDecision{tp: tp}
 	tin := in
 	tin.SQL = tp.normalized
+	tin.constParams = true
 	tin.ParamTypes = make([]uint32, len(types)-1)
 	for i, t := range types[1:] {
 		tin.ParamTypes[i] = constantOIDs[t]
 	}
 	res, err := r.rewrite(tin)
-	if err != nil || len(res.Executes) > 0 || len(res.Alerts) > 0 {
+	if err != nil || res.byText || len(res.Executes) > 0 || len(res.Alerts) > 0 {
 		return d
 	}
 	slots, ok := paramTokens(res.SQL)

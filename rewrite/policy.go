@@ -82,6 +82,9 @@ var DefaultDeniedFunctions = []string{
 	"pg_last_wal_*", "pg_get_replication_slots", "pg_show_replication_origin_status", "pg_hba_file_rules",
 	"pg_ident_file_mappings", "pg_show_all_file_settings", "pg_config", "pg_control_*", "pg_get_wal_*",
 	"pg_import_system_collations", "pg_nextoid",
+	// Read a table's heap by name, or act on its indexes: what they report counts every workspace's rows.
+	"currtid*", "brin_summarize_*", "brin_desummarize_range", "gin_clean_pending_list",
+	"binary_upgrade_*", "pg_extension_config_dump",
 }
 
 // protectedSettings may not be SET (RESET is harmless: each returns to its session start value, which the

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
 )
 
 // scope is the name environment of one query level: its CTEs and FROM items, and the enclosing level for
@@ -15,6 +16,8 @@ type scope struct {
 	// top marks the outermost query of a statement (or a leaf of its set operation), whose output
 	// expressions are computed only from rows that already passed every filter.
 	top bool
+	// sel is the SELECT of the level, when it is one.
+	sel *pg_query.SelectStmt
 }
 
 // cteInfo is a WITH query visible by name.
@@ -39,6 +42,16 @@ func (it *rangeItem) rv() *pg_query.RangeVar {
 	return it.target.rv
 }
 
+// item returns the FROM item of the level referred to as ref, or nil.
+func (sc *scope) item(ref string) *rangeItem {
+	for _, it := range sc.items {
+		if it.ref == ref {
+			return it
+		}
+	}
+	return nil
+}
+
 func (sc *scope) cte(name string) *cteInfo {
 	for s := sc; s != nil; s = s.parent {
 		if c, ok := s.ctes[name]; ok {
@@ -51,7 +64,7 @@ func (sc *scope) cte(name string) *cteInfo {
 // query analyzes a SELECT (or VALUES, or set operation) and returns its output columns when it can tell
 // them.
 func (a *analyzer) query(s *pg_query.SelectStmt, parent *scope, top bool) ([]Column, error) {
-	lvl := &scope{parent: parent, top: top}
+	lvl := &scope{parent: parent, top: top, sel: s}
 	if err := a.with(s.WithClause, lvl); err != nil {
 		return nil, err
 	}
@@ -88,9 +101,16 @@ func (a *analyzer) query(s *pg_query.SelectStmt, parent *scope, top bool) ([]Col
 			}
 		}
 	}
-	// Filters: PostgreSQL may evaluate them on a relation's rows before the tenant predicate.
-	if err := a.exprs(lvl, true, s.WhereClause, s.HavingClause); err != nil {
+	// Filters: PostgreSQL may evaluate them on a relation's rows before the tenant predicate. A HAVING
+	// condition with an aggregate is evaluated on groups, which only hold rows that passed every filter;
+	// one without is moved into WHERE by the planner.
+	if err := a.exprs(lvl, true, s.WhereClause); err != nil {
 		return nil, err
+	}
+	for _, c := range conjuncts(s.HavingClause) {
+		if err := a.exprs(lvl, !a.hasAggregate(c), c); err != nil {
+			return nil, err
+		}
 	}
 	// Output expressions: in a subquery PostgreSQL may pull them up into an enclosing filter.
 	post := slices.Concat(s.TargetList, s.GroupClause, s.SortClause, s.DistinctClause)
@@ -108,6 +128,23 @@ func (a *analyzer) query(s *pg_query.SelectStmt, parent *scope, top bool) ([]Col
 		return nil, err
 	}
 	return a.outputColumns(s.TargetList, lvl), nil
+}
+
+// hasAggregate reports whether an expression calls an aggregate of its own level (not one in a subquery).
+func (a *analyzer) hasAggregate(n *pg_query.Node) bool {
+	found := false
+	walk(n, func(m proto.Message) bool {
+		switch m := m.(type) {
+		case *pg_query.SelectStmt:
+			return false
+		case *pg_query.FuncCall:
+			if m.Over == nil && a.functionIs(m, func(f *Function) bool { return f.Aggregate }) {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // with analyzes a WITH clause, making its names visible in lvl. A CTE named like a table hides the table,
@@ -213,6 +250,9 @@ func (a *analyzer) fromItem(n *pg_query.Node, lvl *scope, where *pg_query.Node, 
 			using = commonColumns(lvl.items[before:mid], lvl.items[mid:])
 		}
 		for _, col := range using {
+			for _, it := range lvl.items[before:] {
+				a.readColumn(it, col)
+			}
 			l, r := columnType(lvl.items[before:mid], col), columnType(lvl.items[mid:], col)
 			if !a.operatorLeakproof("=", l, r) {
 				a.leaky = true
@@ -354,7 +394,8 @@ func (a *analyzer) relationRef(rv *pg_query.RangeVar, sample *pg_query.RangeTabl
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed: its state is shared by every workspace", rel.QualifiedName()), rv.Location)
 	case rel.Global, isCatalogSchema(rel.Schema):
-		if maskedColumns(rel) != nil && !a.postCheck {
+		if maskedColumns(rel) != nil {
+			// Planned in the input; in the rewriter's output, its masked columns must not be read.
 			ri.target = &target{rv: rv, rel: rel, ref: ref, sample: sample, scope: lvl, mask: true}
 			a.masks = append(a.masks, ri.target)
 		}
@@ -370,12 +411,27 @@ func (a *analyzer) relationRef(rv *pg_query.RangeVar, sample *pg_query.RangeTabl
 // those columns read as instead: pg_class's row and page counts read as "never analyzed". Masking the
 // columns rather than refusing them keeps introspection (select *, alias lists, COPY) working without
 // any way around it.
-func maskedColumns(rel *Relation) map[string]string {
+func maskedColumns(rel *Relation) map[string]maskedColumn {
 	if rel.Schema == "pg_catalog" && rel.Name == "pg_class" {
-		return map[string]string{"reltuples": "CAST(-1 AS real)", "relpages": "0", "relallvisible": "0"}
+		return map[string]maskedColumn{
+			"reltuples":     {"CAST(-1 AS real)", neverAnalyzed},
+			"relpages":      {"0", zeroExpr},
+			"relallvisible": {"0", zeroExpr},
+		}
 	}
 	return nil
 }
+
+// maskedColumn is the expression a masked column reads as: its text, and its parse tree.
+type maskedColumn struct {
+	text string
+	node func() *pg_query.Node
+}
+
+var (
+	neverAnalyzed = fixedExpr("CAST(-1 AS real)")
+	zeroExpr      = fixedExpr("0")
+)
 
 func isCatalogSchema(schema string) bool {
 	return schema == "pg_catalog" || schema == "information_schema"
@@ -403,17 +459,17 @@ func (a *analyzer) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 	if rel == nil {
 		return nil, a.at(refusef(ReasonUnknownRelation, "relation %q is not in tenantproxy's catalog (if it was just created, retry in a moment)", qualified(rv)), rv.Location)
 	}
-	if isCatalogSchema(rel.Schema) && matchName(a.refusedRelations(), rel.Schema+"."+rel.Name) {
+	if isCatalogSchema(rel.Schema) && matchName(refusedRelations(a.pol), rel.Schema+"."+rel.Name) {
 		return nil, a.at(refusef(ReasonCatalogRelation, "%s exposes other workspaces' data or activity", rel.QualifiedName()), rv.Location)
 	}
-	return rel, nil
-}
-
-func (a *analyzer) refusedRelations() []string {
-	if a.pol.RefusedRelations != nil {
-		return a.pol.RefusedRelations
+	if verdict, ok := a.views[rel]; ok {
+		reason := ReasonView
+		if isCatalogSchema(rel.Schema) {
+			reason = ReasonCatalogRelation
+		}
+		return nil, a.at(refusef(reason, "view %s is refused: %s", rel.QualifiedName(), verdict), rv.Location)
 	}
-	return DefaultRefusedRelations
+	return rel, nil
 }
 
 func qualified(rv *pg_query.RangeVar) string {
@@ -436,7 +492,19 @@ func (a *analyzer) outputColumns(targets []*pg_query.Node, lvl *scope) []Column 
 		if cr := rt.Val.GetColumnRef(); cr != nil {
 			fields := cr.Fields
 			if fields[len(fields)-1].GetAStar() != nil {
-				return nil
+				// * of a level with one FROM item, or ref.*, are that item's columns, when known.
+				var from *rangeItem
+				switch {
+				case len(fields) == 2:
+					from = lvl.item(stringValue(fields[0]))
+				case len(fields) == 1 && len(lvl.items) == 1:
+					from = lvl.items[0]
+				}
+				if from == nil || from.cols == nil {
+					return nil
+				}
+				cols = append(cols, from.cols...)
+				continue
 			}
 			if col.Name == "" {
 				col.Name = stringValue(fields[len(fields)-1])

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ const cacheSize = 20000
 type Rewriter struct {
 	cat *Catalog
 	pol Policy
+	// views holds the refused views and why (views.go).
+	views map[*Relation]string
 
 	mu        sync.Mutex
 	cache     map[cacheKey]cached
@@ -44,6 +47,7 @@ type cacheKey struct {
 	workspace string
 	mode      Mode
 	write     bool
+	explain   bool
 	params    string
 	sql       string
 }
@@ -61,7 +65,7 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 	if pol.MaxDepth <= 0 {
 		pol.MaxDepth = DefaultMaxDepth
 	}
-	return &Rewriter{cat: cat, pol: pol, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
+	return &Rewriter{cat: cat, pol: pol, views: viewVerdicts(cat, &pol), cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
 }
 
 // CacheStats returns how many decisions came from the cache and how many were made.
@@ -80,6 +84,8 @@ type Input struct {
 	Mode Mode
 	// ParamTypes are the parameter types a Parse message declared (0 where unspecified).
 	ParamTypes []uint32
+	// constParams marks a normalized template: its parameters stand for constants (normalize.go).
+	constParams bool
 }
 
 // Result is the decision to forward a statement.
@@ -110,6 +116,8 @@ type Result struct {
 	TransactionControl bool
 
 	positions positioner
+	// byText is set for a template decision that does not hold for every statement of its shape.
+	byText bool
 }
 
 // positioner maps error positions in a rewritten statement to the client's text.
@@ -126,7 +134,7 @@ func (r *Result) OriginalPosition(pos int) int {
 
 // Rewrite decides about a statement text. It returns what to forward, or an *Error.
 func (r *Rewriter) Rewrite(in Input) (*Result, error) {
-	key := cacheKey{workspace: in.Tenant.ID, mode: in.Mode, write: in.Tenant.Can(tenant.PermWrite), sql: in.SQL}
+	key := cacheKey{workspace: in.Tenant.ID, mode: in.Mode, write: in.Tenant.Can(tenant.PermWrite), explain: in.Tenant.Can(tenant.PermExplain), sql: in.SQL}
 	if len(in.ParamTypes) > 0 {
 		key.params = fmt.Sprint(in.ParamTypes)
 	}
@@ -171,7 +179,11 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	if n := txt.maxNesting(); n > maxNesting {
 		return nil, refuse(CodeProgramLimitExceeded, ReasonTooDeep, "statement nests expressions about %d deep; the limit is %d", n, maxNesting)
 	}
-	tree, err := pg_query.Parse(in.SQL)
+	if tok := txt.newerSyntax(r.cat.ServerVersion); tok != "" {
+		return nil, refuse(CodeSyntaxError, ReasonUnsupportedSyntax, "%s is read differently by PostgreSQL %d than by tenantproxy's parser (PostgreSQL %d's grammar); write numbers in decimal without underscores",
+			tok, r.cat.ServerVersion, ParserVersion)
+	}
+	tree, err := parse(in.SQL)
 	if err != nil {
 		return nil, parseError(err)
 	}
@@ -180,7 +192,7 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Checks: a.checks, AlertChecks: a.alertChecks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
-		TransactionControl: len(tree.Stmts) > 0}
+		TransactionControl: len(tree.Stmts) > 0, byText: a.byText}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt.GetTransactionStmt() == nil {
 			res.TransactionControl = false
@@ -196,7 +208,14 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	}
 	res.SQL, res.positions, res.Changed = out, positions, out != in.SQL
 	if res.Changed {
-		if err := r.postCheck(in, out, len(tree.Stmts)); err != nil {
+		// The input's tree becomes what the output's must be.
+		for _, f := range slices.Concat(a.expect, a.expectLast) {
+			f()
+		}
+		if a.expectBroken {
+			return nil, refusef(ReasonRewriteCheck, "the rewritten statement failed its check (an edit the planner cannot describe); please report this")
+		}
+		if err := r.postCheck(in, out, tree); err != nil {
 			return nil, err
 		}
 	}
@@ -205,18 +224,21 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 
 func (r *Rewriter) analyzer(in Input, txt *text, mode Mode) *analyzer {
 	return &analyzer{
-		cat:        r.cat,
-		pol:        &r.pol,
-		tenant:     in.Tenant,
-		mode:       mode,
-		paramTypes: in.ParamTypes,
-		txt:        txt,
-		handled:    map[*pg_query.RangeVar]bool{},
+		cat:         r.cat,
+		pol:         &r.pol,
+		views:       r.views,
+		tenant:      in.Tenant,
+		mode:        mode,
+		paramTypes:  in.ParamTypes,
+		constParams: in.constParams,
+		txt:         txt,
+		handled:     map[*pg_query.RangeVar]bool{},
 	}
 }
 
 // run analyzes every statement of a parse tree, then decides about their tenant references.
 func (a *analyzer) run(tree *pg_query.ParseResult) error {
+	a.tree = tree
 	for _, raw := range tree.Stmts {
 		if err := a.statement(raw); err != nil {
 			return err
@@ -225,10 +247,12 @@ func (a *analyzer) run(tree *pg_query.ParseResult) error {
 	return a.finish()
 }
 
-// postCheck parses the rewriter's own output again and requires it to pass verify mode: every tenant
-// reference constrained, nothing refused. A fault in how the rewriter placed its edits is refused here
-// instead of reaching the server.
-func (r *Rewriter) postCheck(in Input, out string, statements int) error {
+// postCheck proves the rewriter's own output before it reaches the server (expect.go): parsed again, it
+// must be exactly the input's tree with the planned edits (want), and it must pass the whole analysis
+// again in verify mode: every tenant reference constrained, nothing refused, the masked catalog columns
+// unread and, where the statement's filters are not leakproof, every tenant reference fenced. A fault in
+// how the rewriter placed or spelled an edit is refused here instead of reaching the server.
+func (r *Rewriter) postCheck(in Input, out string, want *pg_query.ParseResult) error {
 	fail := func(format string, args ...any) error {
 		return refusef(ReasonRewriteCheck, "the rewritten statement failed its check ("+format+"); please report this", args...)
 	}
@@ -236,17 +260,23 @@ func (r *Rewriter) postCheck(in Input, out string, statements int) error {
 	if err != nil {
 		return fail("scan: %v", err)
 	}
-	tree, err := pg_query.Parse(out)
+	tree, err := parse(out)
 	if err != nil {
 		return fail("parse: %v", err)
 	}
-	if len(tree.Stmts) != statements {
-		return fail("%d statements became %d", statements, len(tree.Stmts))
+	if len(tree.Stmts) != len(want.Stmts) {
+		return fail("%d statements became %d", len(want.Stmts), len(tree.Stmts))
 	}
 	a := r.analyzer(in, txt, ModeVerify)
 	a.postCheck = true
 	if err := a.run(tree); err != nil {
 		return fail("%v", err)
+	}
+	if err := a.proven(); err != nil {
+		return fail("%v", err)
+	}
+	if !sameTree(want, tree) {
+		return fail("the output is not the statement with the planned edits")
 	}
 	return nil
 }

@@ -60,6 +60,29 @@ func newText(sql string) (*text, error) {
 	return t, nil
 }
 
+// newerSyntax returns the text of the first token that the proxy's parser (PostgreSQL 16's grammar) reads
+// differently from a server of an older major version, or "". PostgreSQL 16 reads 0x10, 0o17, 0b101 and
+// 1_000 as numbers; PostgreSQL 15 reads each as a number followed by a column alias (0 AS x10), so
+// INSERT ... SELECT 0x10 would store 0 where the proxy checked 16. SYSTEM_USER is a function in 16 and a
+// column name before.
+func (t *text) newerSyntax(serverVersion int) string {
+	if serverVersion == 0 || serverVersion >= 16 {
+		return ""
+	}
+	for _, tk := range t.toks {
+		switch tk.kind {
+		case pg_query.Token_ICONST, pg_query.Token_FCONST:
+			num := t.sql[tk.start:tk.end]
+			if strings.ContainsRune(num, '_') || len(num) > 1 && num[0] == '0' && strings.ContainsAny(num[1:2], "xXoObB") {
+				return num
+			}
+		case pg_query.Token_SYSTEM_USER:
+			return t.sql[tk.start:tk.end]
+		}
+	}
+	return ""
+}
+
 // maxDepth returns the deepest parenthesis nesting of the text.
 func (t *text) maxDepth() int {
 	d := 0

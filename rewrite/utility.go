@@ -13,31 +13,56 @@ import (
 )
 
 // explain scopes the explained statement and forces COSTS OFF: row estimates come from statistics over
-// every workspace's rows. EXPLAIN ANALYZE is refused: it runs the statement and reports rows other
-// workspaces' rows as filtered out.
+// every workspace's rows. Even without costs, the plan PostgreSQL picks depends on those statistics (a
+// sequential scan where the workspace's rows alone would take an index), so EXPLAIN needs the workspace's
+// explain permission. EXPLAIN ANALYZE is refused: it runs the statement and reports other workspaces' rows
+// as filtered out.
+//
+// The options are emitted again from what they mean, never from the client's text: only the options
+// PostgreSQL knows, with their values read as it reads them.
 func (a *analyzer) explain(s *pg_query.ExplainStmt) error {
+	if !a.tenant.Can(tenant.PermExplain) {
+		if err := a.scoping(refusef(ReasonExplain, "EXPLAIN shows plans chosen from statistics over every workspace's rows; it needs the workspace's explain permission")); err != nil {
+			return err
+		}
+	}
 	var opts []string
 	for _, o := range s.Options {
 		d := o.GetDefElem()
 		if d == nil {
 			return refusef(ReasonUnsupportedSyntax, "unexpected EXPLAIN option")
 		}
-		name := strings.ToLower(d.Defname)
-		val, err := defElemValue(d)
-		if err != nil {
-			return err
-		}
-		switch name {
+		switch d.Defname {
 		case "analyze":
-			if val == "" || truthy(val) {
+			on, err := explainBool(d)
+			if err != nil {
+				return err
+			}
+			if on {
 				if err := a.scoping(refusef(ReasonExplainAnalyze, "EXPLAIN ANALYZE reports rows of other workspaces")); err != nil {
 					return err
 				}
 			}
+			opts = append(opts, "ANALYZE "+strings.ToUpper(strconv.FormatBool(on)))
 		case "costs":
-			continue
+			if _, err := explainBool(d); err != nil {
+				return err
+			}
+		case "verbose", "settings", "buffers", "wal", "timing", "summary":
+			on, err := explainBool(d)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, strings.ToUpper(d.Defname)+" "+strings.ToUpper(strconv.FormatBool(on)))
+		case "format":
+			f := d.Arg.GetString_().GetSval()
+			if !slices.Contains([]string{"text", "xml", "json", "yaml"}, f) {
+				return refusef(ReasonUnsupportedSyntax, "unrecognized value for EXPLAIN option \"format\"")
+			}
+			opts = append(opts, "FORMAT "+strings.ToUpper(f))
+		default:
+			return refusef(ReasonUnsupportedSyntax, "unrecognized EXPLAIN option %s", QuoteIdent(d.Defname))
 		}
-		opts = append(opts, strings.TrimSpace(name+" "+val))
 	}
 	if err := a.stmt(s.Query, nil, true); err != nil {
 		return err
@@ -65,35 +90,46 @@ func (a *analyzer) explain(s *pg_query.ExplainStmt) error {
 	if j >= len(t.toks) {
 		return refusef(ReasonUnsupportedSyntax, "EXPLAIN without a statement")
 	}
-	t.replace(t.toks[i].start, t.toks[j].start, "EXPLAIN ("+strings.Join(append(opts, "COSTS OFF"), ", ")+") ")
+	opts = append(opts, "COSTS FALSE")
+	t.replace(t.toks[i].start, t.toks[j].start, "EXPLAIN ("+strings.Join(opts, ", ")+") ")
+	a.expectExplain(s, opts)
 	return nil
 }
 
-// defElemValue renders the value of an option for SQL text.
-func defElemValue(d *pg_query.DefElem) (string, error) {
+// explainBool reads the value of a boolean EXPLAIN option as PostgreSQL's defGetBoolean does.
+func explainBool(d *pg_query.DefElem) (bool, error) {
 	switch v := nodeMessage(d.Arg).(type) {
 	case nil:
-		return "", nil
-	case *pg_query.String:
-		if isWord(v.Sval) {
-			return v.Sval, nil
-		}
-		return QuoteLiteral(v.Sval), nil
+		return true, nil
 	case *pg_query.Integer:
-		return strconv.Itoa(int(v.Ival)), nil
-	case *pg_query.Boolean:
-		return strconv.FormatBool(v.Boolval), nil
-	case *pg_query.A_Const:
-		if s, ok := constText(v); ok && isWord(s) {
-			return s, nil
+		switch v.Ival {
+		case 0:
+			return false, nil
+		case 1:
+			return true, nil
 		}
+	case *pg_query.String:
+		switch strings.ToLower(v.Sval) {
+		case "true", "on":
+			return true, nil
+		case "false", "off":
+			return false, nil
+		}
+	case *pg_query.Boolean:
+		return v.Boolval, nil
 	}
-	return "", refusef(ReasonUnsupportedSyntax, "unexpected value of option %s", d.Defname)
+	return false, refusef(ReasonUnsupportedSyntax, "EXPLAIN option %s requires a Boolean value", QuoteIdent(d.Defname))
 }
 
-func isWord(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+// expectExplain records the options the rewritten head gives EXPLAIN, "NAME VALUE" each, as the parser
+// reads them.
+func (a *analyzer) expectExplain(s *pg_query.ExplainStmt, opts []string) {
+	a.expectf(func() {
+		s.Options = nil
+		for _, o := range opts {
+			name, value, _ := strings.Cut(o, " ")
+			s.Options = append(s.Options, pg_query.MakeSimpleDefElemNode(strings.ToLower(name), strNode(strings.ToLower(value)), 0))
+		}
 	})
 }
 
@@ -155,7 +191,10 @@ func (a *analyzer) copyStmt(s *pg_query.CopyStmt) error {
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed", rel.QualifiedName()), rv.Location)
 	case rel.Global, isCatalogSchema(rel.Schema):
-		if maskedColumns(rel) != nil && !a.postCheck {
+		if maskedColumns(rel) != nil {
+			if a.postCheck {
+				a.unmasked = append(a.unmasked, "COPY of "+rel.QualifiedName()+" reads its masked columns")
+			}
 			a.masks = append(a.masks, &target{rv: rv, rel: rel, ref: rv.Relname, copy: s, mask: true})
 		}
 		return nil
@@ -236,13 +275,14 @@ func (a *analyzer) channel(s any) error {
 		return nil
 	}
 	var name string
+	var set func(string)
 	switch s := s.(type) {
 	case *pg_query.ListenStmt:
-		name = s.Conditionname
+		name, set = s.Conditionname, func(c string) { s.Conditionname = c }
 	case *pg_query.UnlistenStmt:
-		name = s.Conditionname
+		name, set = s.Conditionname, func(c string) { s.Conditionname = c }
 	case *pg_query.NotifyStmt:
-		name = s.Conditionname
+		name, set = s.Conditionname, func(c string) { s.Conditionname = c }
 	}
 	if name == "" {
 		return nil // UNLISTEN *: every channel of this session is the workspace's
@@ -257,6 +297,7 @@ func (a *analyzer) channel(s any) error {
 	}
 	tk := a.txt.toks[i+1]
 	a.txt.replace(tk.start, tk.end, QuoteIdent(prefixed))
+	a.expectf(func() { set(prefixed) })
 	return nil
 }
 
@@ -281,8 +322,12 @@ func (a *analyzer) notifyCall(fc *pg_query.FuncCall) error {
 			return err
 		}
 	}
-	t.insert(t.toks[open+1].start, QuoteLiteral(ChannelPrefix(a.tenant))+" || (")
+	prefix := ChannelPrefix(a.tenant)
+	t.insert(t.toks[open+1].start, QuoteLiteral(prefix)+" || (")
 	t.insert(t.toks[end-1].end, ")")
+	a.expectf(func() {
+		fc.Args[0] = pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP, strNodes("||"), literalNode(prefix), fc.Args[0], 0)
+	})
 	return nil
 }
 

@@ -170,9 +170,13 @@ func (a *analyzer) isTenantColumn(n *pg_query.Node, t *target, bare bool) bool {
 // isWorkspaceValue reports whether n is certainly the workspace's id: a literal equal to it, a parameter
 // (verify mode: checked when bound), or the tenant setting. A literal naming another value is reported.
 func (a *analyzer) isWorkspaceValue(n *pg_query.Node, t *target, record bool) bool {
+	// A value the comparison converts (a cast, or a parameter declared of another type) may be another
+	// workspace's id once converted: it constrains nothing.
+	n, paramType, err := a.tenantValueType(n, t.rel.TenantColumn())
+	if err != nil {
+		return false
+	}
 	switch v := nodeMessage(n).(type) {
-	case *pg_query.TypeCast:
-		return a.isWorkspaceValue(v.Arg, t, record)
 	case *pg_query.A_Const:
 		lit, ok := constText(v)
 		if ok && SameTenantValue(lit, a.tenant.ID, t.rel.TenantColumn().Type) {
@@ -187,16 +191,77 @@ func (a *analyzer) isWorkspaceValue(n *pg_query.Node, t *target, record bool) bo
 	case *pg_query.ParamRef:
 		if a.mode != ModeVerify || a.postCheck || t.inPrepare {
 			if record && a.mode != ModeVerify && !a.postCheck && !t.inPrepare {
-				a.alertChecks = append(a.alertChecks, ParamCheck{Index: int(v.Number) - 1, Type: t.rel.TenantColumn().Type})
+				a.alertChecks = append(a.alertChecks, ParamCheck{Index: int(v.Number) - 1, Type: paramType})
 			}
 			return false
 		}
 		if record {
-			a.checks = append(a.checks, ParamCheck{Index: int(v.Number) - 1, Type: t.rel.TenantColumn().Type})
+			a.checks = append(a.checks, ParamCheck{Index: int(v.Number) - 1, Type: paramType})
 		}
 		return true
 	case *pg_query.FuncCall:
 		return a.isTenantSetting(v)
 	}
 	return false
+}
+
+// proven checks what the rewriter's output must hold beyond verify mode: no masked column of a catalog
+// relation is read, and when the statement's filters are not all leakproof, every tenant reference is
+// fenced from them: the only FROM item of a level whose WHERE is the tenant predicate alone and that
+// has an OFFSET or LIMIT (the planner does not push filters into it), or a WHERE clause that evaluates
+// the rest only once the predicate holds (CASE WHEN predicate THEN ... END).
+func (a *analyzer) proven() error {
+	if len(a.unmasked) > 0 {
+		return fmt.Errorf("a masked catalog column is read: %s", a.unmasked[0])
+	}
+	if !a.leaky {
+		return nil
+	}
+	for _, t := range a.targets {
+		if !a.fenced(t) {
+			return fmt.Errorf("%s is not fenced from filters that are not leakproof", t.rel.QualifiedName())
+		}
+	}
+	return nil
+}
+
+func (a *analyzer) fenced(t *target) bool {
+	switch {
+	case t.copy != nil:
+		return false
+	case t.dml != nil && t.dml.currentOf:
+		return true
+	case t.dml != nil, t.conflict != nil:
+		c := conjuncts(t.where)
+		if len(c) == 0 || !a.isPredicateOf(c[0], t) {
+			return false
+		}
+		if len(c) == 1 {
+			return true
+		}
+		ce := c[1].GetCaseExpr()
+		return len(c) == 2 && ce != nil && ce.Arg == nil && ce.Defresult == nil && len(ce.Args) == 1 &&
+			a.isPredicateOf(ce.Args[0].GetCaseWhen().GetExpr(), t)
+	}
+	sel := t.scope.sel
+	if sel == nil || len(sel.FromClause) != 1 || sel.LimitOffset == nil && sel.LimitCount == nil {
+		return false
+	}
+	from := sel.FromClause[0]
+	if from.GetRangeVar() != t.rv && from.GetRangeTableSample().GetRelation().GetRangeVar() != t.rv {
+		return false
+	}
+	c := conjuncts(sel.WhereClause)
+	for _, n := range c {
+		if !a.isPredicateOf(n, t) {
+			return false
+		}
+	}
+	return len(c) > 0
+}
+
+// isPredicateOf reports whether n is the tenant predicate of t: its tenant column equal to the
+// workspace's id.
+func (a *analyzer) isPredicateOf(n *pg_query.Node, t *target) bool {
+	return n != nil && n.GetBoolExpr() == nil && a.conjunct(n, t, true, map[*target]bool{}, false)
 }

@@ -11,6 +11,9 @@ const (
 	PermRead Permission = "read"
 	// PermWrite allows statements that change tenant data (INSERT, UPDATE, DELETE, MERGE, COPY FROM).
 	PermWrite Permission = "write"
+	// PermExplain allows EXPLAIN (never EXPLAIN ANALYZE). A plan is chosen from statistics over every
+	// workspace's rows, so it reveals something of them.
+	PermExplain Permission = "explain"
 )
 
 // Tier is a workspace's service tier; limits and reporting are keyed by it.

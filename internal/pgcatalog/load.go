@@ -14,7 +14,7 @@ import (
 
 // ParserVersion is the PostgreSQL major version whose grammar the proxy's parser (pg_query) implements.
 // A newer server accepts syntax the proxy refuses as unparsable, which Load warns about.
-const ParserVersion = 16
+const ParserVersion = rewrite.ParserVersion
 
 // Options say how to read the catalog.
 type Options struct {
@@ -92,7 +92,7 @@ const (
 
 	// Operators are keyed by name and operand types only, so the same key in two schemas collapses
 	// into one entry that is leakproof only if all of them are.
-	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof),
+	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof), bool_and(p.provolatile = 'i'),
 		CASE WHEN count(DISTINCT o.oprresult) = 1 AND bool_and(t.typtype <> 'p') THEN max(o.oprresult::int8) ELSE 0 END
 	FROM pg_catalog.pg_operator o
 	JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
@@ -101,15 +101,39 @@ const (
 	GROUP BY 1, 2, 3`
 
 	// The rewriter looks functions up by name, so each summary holds for every overload: leakproof,
-	// aggregate (prokind 'a') or not volatile (provolatile 'i' or 's') only if all overloads are.
+	// aggregate (prokind 'a'), not volatile (provolatile 'i' or 's') or immutable only if all overloads
+	// are.
 	functionsQuery = `SELECT n.nspname::text, p.proname::text,
-		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v'),
+		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v'), bool_and(p.provolatile = 'i'),
 		CASE WHEN count(DISTINCT p.prorettype) = 1 AND bool_and(t.typtype <> 'p') AND NOT bool_or(p.proretset)
 			THEN max(p.prorettype::int8) ELSE 0 END
 	FROM pg_catalog.pg_proc p
 	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 	JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
 	GROUP BY 1, 2`
+
+	// Every cast, with whether the planner folds it on a constant and whether it is leakproof: a binary
+	// cast is both; a function cast is what its function is; an input/output conversion is immutable when
+	// the source's output and the target's input functions are, and never leakproof (input functions
+	// raise errors).
+	castInfoQuery = `SELECT c.castsource, c.casttarget,
+		CASE c.castmethod WHEN 'b' THEN true WHEN 'f' THEN p.provolatile = 'i'
+			ELSE coalesce(o.provolatile = 'i' AND i.provolatile = 'i', false) END,
+		CASE c.castmethod WHEN 'b' THEN true WHEN 'f' THEN p.proleakproof ELSE false END
+	FROM pg_catalog.pg_cast c
+	LEFT JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+	JOIN pg_catalog.pg_type s ON s.oid = c.castsource
+	JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+	LEFT JOIN pg_catalog.pg_proc o ON o.oid = s.typoutput
+	LEFT JOIN pg_catalog.pg_proc i ON i.oid = t.typinput`
+
+	// View definitions, for what each view reads and calls. Dependencies on built-in objects are not
+	// recorded in pg_depend (they are pinned), so the definitions are parsed instead.
+	viewDefsQuery = `SELECT n.nspname::text, c.relname::text, pg_catalog.pg_get_viewdef(c.oid)
+	FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('v', 'm') AND ` + schemaFilter + `
+	ORDER BY 1, 2`
 
 	typesQuery = `SELECT t.oid, n.nspname::text, t.typname::text, t.typbasetype
 	FROM pg_catalog.pg_type t
@@ -155,12 +179,14 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	l := &loader{opts: opts, cat: &rewrite.Catalog{
-		Relations:       map[string]map[string]*rewrite.Relation{},
-		Operators:       map[rewrite.OpKey]bool{},
-		OperatorResults: map[rewrite.OpKey]uint32{},
-		Functions:       map[string]map[string]*rewrite.Function{},
-		Types:           map[string]uint32{},
-		BinaryCoercible: map[uint32]uint32{},
+		Relations:          map[string]map[string]*rewrite.Relation{},
+		Operators:          map[rewrite.OpKey]bool{},
+		OperatorResults:    map[rewrite.OpKey]uint32{},
+		ImmutableOperators: map[rewrite.OpKey]bool{},
+		Casts:              map[rewrite.CastKey]rewrite.CastInfo{},
+		Functions:          map[string]map[string]*rewrite.Function{},
+		Types:              map[string]uint32{},
+		BinaryCoercible:    map[uint32]uint32{},
 	}}
 	b := &pgx.Batch{}
 	// Types come first: relation columns map domain types to their base types.
@@ -171,6 +197,8 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	b.Queue(operatorsQuery).Query(l.operators)
 	b.Queue(functionsQuery).Query(l.functions)
 	b.Queue(castsQuery).Query(l.casts)
+	b.Queue(castInfoQuery).Query(l.castInfo)
+	b.Queue(viewDefsQuery, opts.Schemas).Query(l.viewDefs)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
 	}
@@ -315,12 +343,54 @@ func (l *loader) uniqueKeys(rows pgx.Rows) error {
 	return nil
 }
 
+func (l *loader) castInfo(rows pgx.Rows) error {
+	var k rewrite.CastKey
+	var ci rewrite.CastInfo
+	_, err := pgx.ForEachRow(rows, []any{&k.Source, &k.Target, &ci.Immutable, &ci.Leakproof}, func() error {
+		l.cat.Casts[k] = ci
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading casts: %w", err)
+	}
+	return nil
+}
+
+// viewDefs records what each view reads and calls. It runs after relations and functions are read, which
+// the names in the definitions resolve to.
+func (l *loader) viewDefs(rows pgx.Rows) error {
+	var schema, name string
+	var def *string
+	_, err := pgx.ForEachRow(rows, []any{&schema, &name, &def}, func() error {
+		r := l.cat.Relation(schema, name)
+		if r == nil || def == nil {
+			return nil
+		}
+		reads, calls, err := rewrite.ViewDependencies(*def, l.cat)
+		if err != nil {
+			// Unreadable means unknown: the rewriter refuses a view it cannot judge.
+			l.warnf("the definition of view %s could not be read (%v): the view is refused", r.QualifiedName(), err)
+			r.Reads = []string{rewrite.UnknownDependency}
+			return nil
+		}
+		r.Reads, r.Calls = reads, calls
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading view definitions: %w", err)
+	}
+	return nil
+}
+
 func (l *loader) operators(rows pgx.Rows) error {
 	var k rewrite.OpKey
-	var leakproof bool
+	var leakproof, immutable bool
 	var result int64
-	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof, &result}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof, &immutable, &result}, func() error {
 		l.cat.Operators[k] = leakproof
+		if immutable {
+			l.cat.ImmutableOperators[k] = true
+		}
 		if result != 0 {
 			l.cat.OperatorResults[k] = uint32(result)
 		}
@@ -335,7 +405,7 @@ func (l *loader) operators(rows pgx.Rows) error {
 func (l *loader) functions(rows pgx.Rows) error {
 	var f rewrite.Function
 	var result int64
-	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &result}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result}, func() error {
 		f.Result = uint32(result)
 		if l.cat.Functions[f.Schema] == nil {
 			l.cat.Functions[f.Schema] = map[string]*rewrite.Function{}

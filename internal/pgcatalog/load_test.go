@@ -88,6 +88,11 @@ func load(t *testing.T, dsn string, opts pgcatalog.Options) (*rewrite.Catalog, [
 	return cat, warnings
 }
 
+func withDeps(r *rewrite.Relation, reads, calls []string) *rewrite.Relation {
+	r.Reads, r.Calls = reads, calls
+	return r
+}
+
 func rel(schema, name string, kind rewrite.RelKind, tenant int, keys [][]string, cols ...rewrite.Column) *rewrite.Relation {
 	return &rewrite.Relation{Schema: schema, Name: name, Kind: kind, Columns: cols, Tenant: tenant, UniqueKeys: keys}
 }
@@ -110,9 +115,12 @@ func TestLoad(t *testing.T) {
 			col("workspaceId", oidUUID), col("id", oidInt4), col("name", oidVarchar)),
 		rel("public", "events", rewrite.KindPartitioned, 0, [][]string{{"workspace_id", "id"}}, col("workspace_id", oidText), col("id", oidInt8)),
 		rel("public", "events_a", rewrite.KindTable, 0, [][]string{{"workspace_id", "id"}}, col("workspace_id", oidText), col("id", oidInt8)),
-		rel("public", "order_totals", rewrite.KindView, 0, nil, orderTotalsCols...),
-		rel("public", "order_ids", rewrite.KindView, -1, nil, col("id", oidInt8)),
-		rel("public", "order_stats", rewrite.KindMatView, 0, nil, col("workspace_id", oidText), col("n", oidInt8)),
+		withDeps(rel("public", "order_totals", rewrite.KindView, 0, nil, orderTotalsCols...),
+			[]string{"column:id", "column:total", "column:workspace_id", "public.orders"}, nil),
+		withDeps(rel("public", "order_ids", rewrite.KindView, -1, nil, col("id", oidInt8)), []string{"column:id", "public.orders"}, nil),
+		// What a view reads comes from its definition, pg_get_viewdef's text parsed.
+		withDeps(rel("public", "order_stats", rewrite.KindMatView, 0, nil, col("workspace_id", oidText), col("n", oidInt8)),
+			[]string{"column:workspace_id", "public.orders"}, []string{"pg_catalog.count"}),
 		rel("public", "ticket_seq", rewrite.KindSequence, -1, nil, col("last_value", oidInt8), col("log_cnt", oidInt8), col("is_called", oidBool)),
 		rel("billing", "invoices", rewrite.KindTable, 0, nil, col("workspace_id", oidText), col("n", oidInt4)),
 		{Schema: "billing", Name: "rates", Kind: rewrite.KindTable, Tenant: -1, Global: true, WritableGlobal: true,
@@ -130,6 +138,9 @@ func TestLoad(t *testing.T) {
 		if diff := cmp.Diff(want, cat.Relation(want.Schema, want.Name)); diff != "" {
 			t.Errorf("relation %s.%s (-want +got):\n%s", want.Schema, want.Name, diff)
 		}
+	}
+	if r := cat.Relation("information_schema", "user_mapping_options"); r == nil || !slices.Contains(r.Reads, "information_schema._pg_user_mappings") {
+		t.Errorf("information_schema.user_mapping_options = %+v, want it read with its definition's dependencies", r)
 	}
 	if r := cat.Relation("pg_catalog", "pg_class"); r == nil || r.IsTenant() {
 		t.Errorf("pg_catalog.pg_class = %+v, want it loaded, without tenant column", r)
@@ -182,13 +193,13 @@ func TestLoad(t *testing.T) {
 		t.Errorf("timestamptz - interval has result type %d, want timestamptz (1184)", r)
 	}
 	for _, want := range []*rewrite.Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true}, // lower(anyrange) is polymorphic
+		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true}, // lower(anyrange) is polymorphic
 		// Overloads returning different types have no single result type.
-		{Schema: "pg_catalog", Name: "abs", Leakproof: false, Stable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Result: 16},
+		{Schema: "pg_catalog", Name: "abs", Leakproof: false, Stable: true, Immutable: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16},
 		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
 		{Schema: "pg_catalog", Name: "random", Result: 701},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Result: 20},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20},
 		// Overloads are summarised: to_char is leakproof in no overload, stable in all, returns text.
 		{Schema: "pg_catalog", Name: "to_char", Stable: true, Result: 25},
 	} {
