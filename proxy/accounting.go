@@ -33,10 +33,6 @@ type runTally struct {
 	failed  bool
 }
 
-// maxPortalRuns bounds the portals whose statements the session remembers for accounting; past it they
-// are forgotten, which only leaves some runs without a statement in the audit trail.
-const maxPortalRuns = 256
-
 // startRun returns the run of a statement being forwarded.
 func (s *session) startRun(sql string, res *rewrite.Result) statementRun {
 	d := diagnostics.DecisionPassed
@@ -47,27 +43,6 @@ func (s *session) startRun(sql string, res *rewrite.Result) statementRun {
 		d = diagnostics.DecisionVerified
 	}
 	return statementRun{start: time.Now(), decision: d, sql: sql, res: res}
-}
-
-// setPortal remembers the statement a Bind's portal runs.
-func (s *session) setPortal(portal string, p prepared) {
-	if portal == "" {
-		s.unnamedPortal = statementRun{sql: p.sql, res: p.res}
-		return
-	}
-	if len(s.portalRuns) >= maxPortalRuns {
-		clear(s.portalRuns)
-	}
-	s.portalRuns[portal] = statementRun{sql: p.sql, res: p.res}
-}
-
-// portalRun returns the run of an Execute of portal.
-func (s *session) portalRun(portal string) statementRun {
-	r := s.unnamedPortal
-	if portal != "" {
-		r = s.portalRuns[portal]
-	}
-	return s.startRun(r.sql, r.res)
 }
 
 // countCommandTag adds the rows a CommandComplete reports ("UPDATE 3", "INSERT 0 1") to the tally.

@@ -54,6 +54,7 @@ func (s *session) clientToUpstream() error {
 			err = s.forwardExecute(n)
 		case 'S':
 			s.stmts.synced()
+			s.ports.synced()
 			err = s.forwardAs(entry{kind: kindSync}, typ, n)
 		case 'H', 'd', 'c', 'f':
 			// Flush and the COPY FROM STDIN stream have no response of their own.
@@ -103,6 +104,7 @@ func (s *session) forwardQuery(n int) error {
 	e := entry{kind: kindQuery, refusal: refusal}
 	if refusal == nil {
 		e.run = s.startRun(msg.String, res)
+		e.effects = res.Effects
 		if res.Changed {
 			e.res = res
 		}
@@ -131,12 +133,14 @@ func (s *session) forwardParse(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Parse message: %v", err)
 	}
 	res, refusal := s.decide(msg.Query, msg.ParameterOIDs)
+	if refusal == nil {
+		refusal = s.checkPortalsRunning(msg.Name, res.Checks, res.Relations)
+	}
 	var p prepared
 	if res != nil {
-		// The statement an EXECUTE names can change before this one runs: its arguments are checked when
-		// the portal runs (forwardExecute).
-		p = prepared{checks: paramTypes(res.Checks, msg.ParameterOIDs), alertChecks: paramTypes(res.AlertChecks, msg.ParameterOIDs),
-			executes: res.Executes, sql: msg.Query, res: res}
+		// The statement an EXECUTE names can change before a portal of this one runs: its arguments are
+		// checked at the Bind, and again whenever that statement is prepared anew (checkPortalsRunning).
+		p = prepared{checks: res.Checks, alertChecks: res.AlertChecks, executes: res.Executes, sql: msg.Query, res: res}
 	}
 	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, p)}
 	if res != nil && res.Changed {
@@ -160,20 +164,43 @@ func (s *session) forwardParse(n int) error {
 	return nil
 }
 
-// checkExecutes checks the arguments of SQL-level EXECUTE statements against the parameter checks the
-// prepared statements they run have now, as a Bind's are checked.
+// checkExecutes checks the arguments of SQL-level EXECUTE statements against the parameter checks of
+// every statement each may run, as a Bind's are checked.
 func (s *session) checkExecutes(executes []rewrite.Execute, relations []string) *rewrite.Error {
 	for _, e := range executes {
-		for _, c := range s.stmts.forBind(e.Name).checks {
-			if c.Index >= len(e.Args) {
-				continue // the server refuses an EXECUTE short of arguments
-			}
-			if !e.ArgIs(c.Index, s.tenant.ID, c.Type) {
-				refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: rewrite.ReasonTenantMismatch,
-					Text: fmt.Sprintf("argument %d of EXECUTE %s is not this workspace's id", c.Index+1, e.Name)}
-				s.report(refusal, "", relations)
-				return refusal
-			}
+		if refusal := s.checkArgs(e, s.stmts.forBind(e.Name).checks, relations); refusal != nil {
+			return refusal
+		}
+	}
+	return nil
+}
+
+// checkPortalsRunning refuses a Parse of statement name with parameter checks that the arguments of an
+// SQL EXECUTE of that name, in a portal that exists or may come to exist, do not pass: the portal would
+// run the new statement with them. (A statement prepared with SQL PREPARE has no checks.)
+func (s *session) checkPortalsRunning(name string, checks []rewrite.ParamCheck, relations []string) *rewrite.Error {
+	if len(checks) == 0 {
+		return nil
+	}
+	for _, e := range s.ports.executing(name) {
+		if refusal := s.checkArgs(e, checks, relations); refusal != nil {
+			return refusal
+		}
+	}
+	return nil
+}
+
+// checkArgs checks the arguments of an SQL EXECUTE against the checks of a statement it may run.
+func (s *session) checkArgs(e rewrite.Execute, checks []rewrite.ParamCheck, relations []string) *rewrite.Error {
+	for _, c := range checks {
+		if c.Index >= len(e.Args) {
+			continue // the server refuses an EXECUTE short of arguments
+		}
+		if !e.ArgIs(c.Index, s.tenant.ID, c.Type) {
+			refusal := &rewrite.Error{Code: rewrite.CodeInsufficientPrivilege, Reason: rewrite.ReasonTenantMismatch,
+				Text: fmt.Sprintf("argument %d of EXECUTE %s is not this workspace's id", c.Index+1, e.Name)}
+			s.report(refusal, "", relations)
+			return refusal
 		}
 	}
 	return nil
@@ -187,26 +214,14 @@ func relationsOf(res *rewrite.Result) []string {
 	return res.Relations
 }
 
-// paramTypes sets each check's type to the type the Parse declared for its parameter, when it did: that
-// is the type binary values arrive in.
-func paramTypes(checks []rewrite.ParamCheck, declared []uint32) []rewrite.ParamCheck {
-	out := make([]rewrite.ParamCheck, 0, len(checks))
-	for _, c := range checks {
-		if c.Index < len(declared) && declared[c.Index] != 0 {
-			c.Type = declared[c.Index]
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// forwardBind forwards a Bind, checking the parameters that must be the workspace's id.
+// forwardBind forwards a Bind, checking the parameters that must be the workspace's id and the arguments
+// of the SQL EXECUTEs its portal will run.
 func (s *session) forwardBind(n int) error {
 	body, err := s.cr.body(n)
 	if err != nil {
 		return err
 	}
-	portal, rest, ok1 := cutCString(body)
+	portalName, rest, ok1 := cutCString(body)
 	stmt, _, ok2 := cutCString(rest)
 	if !ok1 || !ok2 {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message")
@@ -218,52 +233,55 @@ func (s *session) forwardBind(n int) error {
 		if err := msg.Decode(body); err != nil {
 			return fatalf(codeProtocolViolation, "protocol_violation", "malformed Bind message: %v", err)
 		}
-		refusal = checkParams(&msg, p.checks, s.tenant.ID)
+		if refusal = checkParams(&msg, p.checks, s.tenant.ID); refusal != nil {
+			s.report(refusal, "", nil)
+		}
 		if i, other := otherParam(&msg, p.alertChecks, s.tenant.ID, false); other && refusal == nil {
 			s.reportAlerts(&rewrite.Result{Relations: relationsOf(p.res), Alerts: []rewrite.Alert{{Reason: rewrite.ReasonTenantMismatch,
 				Text: fmt.Sprintf("parameter $%d compared with the tenant column is not this workspace's id", i+1), Relations: relationsOf(p.res)}}}, p.sql)
 		}
 	}
-	if len(p.executes) > 0 && refusal == nil {
-		s.portals[portal] = p.executes
-	} else {
-		delete(s.portals, portal)
+	if refusal == nil {
+		refusal = s.checkExecutes(p.executes, relationsOf(p.res))
 	}
-	s.setPortal(portal, p)
-	if _, err := s.q.push(entry{kind: kindBind, refusal: refusal}); err != nil {
+	e := entry{kind: kindBind, refusal: refusal, bind: s.ports.bound(portalName, portal{executes: p.executes, sql: p.sql, res: p.res})}
+	queued, err := s.q.push(e)
+	if err != nil {
 		return err
 	}
+	if !queued {
+		s.ports.resolveBind(e.bind, false) // skipped by the server
+	}
 	if refusal != nil {
-		s.report(refusal, "", nil)
 		// A Bind of a statement that cannot exist fails where the refused one would have run.
-		return s.writeUpstream(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: s.srv.poisonStatement})
+		return s.writeUpstream(&pgproto3.Bind{DestinationPortal: portalName, PreparedStatement: s.srv.poisonStatement})
 	}
 	writeFrame(s.uw, 'B', body)
 	return nil
 }
 
-// forwardExecute forwards an Execute, checking the arguments of the SQL EXECUTEs its portal runs against the
-// statements they name as they are now.
+// forwardExecute forwards an Execute. Its portal was checked when it was bound, and stays checked: a
+// statement its SQL EXECUTEs name cannot be prepared anew with checks their arguments fail.
 func (s *session) forwardExecute(n int) error {
 	body, err := s.cr.body(n)
 	if err != nil {
 		return err
 	}
-	portal, _, ok := cutCString(body)
+	portalName, _, ok := cutCString(body)
 	if !ok {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Execute message")
 	}
-	run := s.portalRun(portal)
+	p := s.ports.forExecute(portalName)
 	var refusal *rewrite.Error
-	if run.res == nil || !run.res.TransactionControl {
+	if p.res == nil || !p.res.TransactionControl {
 		refusal = s.allowStatement()
-	}
-	if refusal == nil && len(s.portals) > 0 {
-		refusal = s.checkExecutes(s.portals[portal], nil)
 	}
 	e := entry{kind: kindExecute, refusal: refusal}
 	if refusal == nil {
-		e.run = run
+		e.run = s.startRun(p.sql, p.res)
+		if p.res != nil {
+			e.effects = p.res.Effects
+		}
 	}
 	if _, err := s.q.push(e); err != nil {
 		return err
@@ -276,7 +294,7 @@ func (s *session) forwardExecute(n int) error {
 	return nil
 }
 
-// forwardClose forwards a Close, noting the statement it closes.
+// forwardClose forwards a Close, noting the statement or portal it closes once the server confirms it.
 func (s *session) forwardClose(n int) error {
 	body, err := s.cr.body(n)
 	if err != nil {
@@ -286,10 +304,6 @@ func (s *session) forwardClose(n int) error {
 		return fatalf(codeProtocolViolation, "protocol_violation", "malformed Close message")
 	}
 	name, _, _ := cutCString(body[1:])
-	if body[0] == 'P' {
-		delete(s.portals, name)
-		delete(s.portalRuns, name)
-	}
 	if _, err := s.q.push(entry{kind: kindClose, closed: name, closeStmt: body[0] == 'S'}); err != nil {
 		return err
 	}
@@ -475,10 +489,37 @@ func (s *session) completed(e *entry, typ byte) {
 	case e == nil:
 	case e.parse != nil && typ == '1':
 		s.stmts.resolveParse(e.parse, true)
-	case e.closeStmt && typ == '3':
-		s.stmts.closed(e.closed)
+	case e.bind != nil && typ == '2':
+		s.ports.resolveBind(e.bind, true)
+	case e.kind == kindClose && typ == '3':
+		if e.closeStmt {
+			s.stmts.closed(e.closed)
+		} else {
+			s.ports.closed(e.closed)
+		}
 	case e.kind == kindExecute:
 		s.finishRun(*e, false)
+	}
+}
+
+// applyEffects mirrors what a completed statement did to the session's statements and portals.
+func (s *session) applyEffects(effects []rewrite.Effect) {
+	for _, ef := range effects {
+		switch ef.Kind {
+		case rewrite.EffectPrepare:
+			s.stmts.preparedInSQL(ef.Name)
+		case rewrite.EffectDeallocate:
+			s.stmts.closed(ef.Name)
+		case rewrite.EffectDeallocateAll:
+			s.stmts.closedAll()
+		case rewrite.EffectClose:
+			s.ports.closed(ef.Name)
+		case rewrite.EffectCloseAll:
+			s.ports.closedAll()
+		case rewrite.EffectDiscardAll:
+			s.stmts.closedAll()
+			s.ports.closedAll()
+		}
 	}
 }
 
@@ -490,6 +531,7 @@ func (s *session) relayCommandComplete(n int) error {
 		return s.upstreamLost(err)
 	}
 	s.tally.countCommandTag(body)
+	s.applyEffects(s.q.statementDone())
 	done, err := s.q.step('C')
 	if err != nil {
 		return err
@@ -511,6 +553,9 @@ func (s *session) relayError(n int) error {
 	for _, e := range append(skipped, entryOrZero(failed)) {
 		if e.parse != nil {
 			s.stmts.resolveParse(e.parse, false)
+		}
+		if e.bind != nil {
+			s.ports.resolveBind(e.bind, false)
 		}
 	}
 	switch {
@@ -587,6 +632,10 @@ func (s *session) relayReady(n int) (end bool, err error) {
 	e, end, err := s.q.ready(body[0])
 	if err == nil && e.kind == kindQuery {
 		s.finishRun(e, false)
+	}
+	if body[0] == 'I' {
+		// Outside a transaction block the server has dropped every portal.
+		s.ports.closedAll()
 	}
 	writeFrame(s.cw, 'Z', body)
 	return end, err

@@ -61,11 +61,17 @@ type entry struct {
 	// res is the rewriter's result for a Query or Parse whose text it changed: error positions the server
 	// reports refer to the changed text and are mapped back to the client's.
 	res *rewrite.Result
-	// parse is the record of a Parse, whose outcome the statement checks need.
+	// parse and bind are the records of a Parse and a Bind, whose outcomes the mirror of statements and
+	// portals needs (statements.go).
 	parse *parseRecord
-	// closed is the name of the statement a Close 'S' closes, with closeStmt set.
+	bind  *bindRecord
+	// closed is the name of the statement (closeStmt) or portal a Close closes.
 	closed    string
 	closeStmt bool
+	// effects are what the statements of a Query or the statement of an Execute do to the session's
+	// statements and portals once complete; done counts the statements of a Query completed so far.
+	effects []rewrite.Effect
+	done    int
 	// run, for a Query or Execute, is the statement it runs, for metrics and the audit trail.
 	run statementRun
 }
@@ -133,6 +139,29 @@ func (q *queue) step(typ byte) (completed *entry, err error) {
 	}
 	q.head++
 	return &e, nil
+}
+
+// statementDone accounts for the completion of one statement (CommandComplete) of the request at the head
+// of the queue, and returns the effects that statement had.
+func (q *queue) statementDone() []rewrite.Effect {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.len() == 0 {
+		return nil
+	}
+	e := &q.entries[q.head]
+	i := e.done
+	e.done++
+	if e.kind == kindExecute {
+		i = 0 // the one statement of a Parse
+	}
+	var out []rewrite.Effect
+	for _, ef := range e.effects {
+		if ef.Stmt == i {
+			out = append(out, ef)
+		}
+	}
+	return out
 }
 
 // fail accounts for an ErrorResponse. It returns the entry the error answers (nil for an error outside

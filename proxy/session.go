@@ -66,13 +66,10 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	q     *queue
+	q *queue
+	// stmts and ports mirror the session's prepared statements and portals (statements.go).
 	stmts *statements
-	// portals maps the client's portals that run SQL EXECUTEs to them; unnamedPortal and portalRuns hold
-	// the statements portals run, for accounting. Only clientToUpstream uses them.
-	portals       map[string][]rewrite.Execute
-	unnamedPortal statementRun
-	portalRuns    map[string]statementRun
+	ports *portals
 	// tally counts what the server returns for the request in progress; only upstreamToClient uses it.
 	tally runTally
 	// sendErr is the first error of send, reported by flush.
@@ -100,8 +97,7 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		cw:         newFrameWriter(conn),
 		q:          newQueue(),
 		stmts:      newStatements(),
-		portals:    map[string][]rewrite.Execute{},
-		portalRuns: map[string]statementRun{},
+		ports:      newPortals(),
 		ended:      make(chan error, 1),
 	}
 }

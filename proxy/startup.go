@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
+
+	"github.com/tenantproxy/tenantproxy/rewrite"
 )
 
 // errCancelRequest ends a connection that carried a CancelRequest; it is not a failure.
@@ -34,16 +36,6 @@ var forwardedParameters = map[string]bool{
 	"timezone":           true,
 	"intervalstyle":      true,
 	"extra_float_digits": true,
-}
-
-// clientOnlyEncodings are PostgreSQL's client-only encodings, as normalised by its clean_encoding_name.
-// Their multi-byte characters can contain the bytes of a quote or backslash, so the server (after
-// converting them) and the proxy's parser (reading the raw bytes) would tokenise the same text
-// differently; a statement the proxy read as harmless could be another statement to the server.
-var clientOnlyEncodings = []string{
-	"sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004",
-	"big5", "win950", "windows950", "gbk", "win936", "windows936", "uhc", "win949", "windows949",
-	"gb18030", "johab",
 }
 
 // startup takes the connection from accept to ReadyForQuery, or returns the error to report to the client.
@@ -189,9 +181,9 @@ func (s *session) checkStartup(msg *pgproto3.StartupMessage) (map[string]string,
 		case lower == "user" || lower == "database":
 		case strings.HasPrefix(name, "_pq_."):
 			unknownOptions = append(unknownOptions, name)
-		case lower == "client_encoding" && slices.Contains(clientOnlyEncodings, cleanEncodingName(value)):
+		case lower == "client_encoding" && !rewrite.SafeClientEncoding(value):
 			return nil, fatalf(codeInsufficientPrivileges, "unsafe_client_encoding",
-				"client_encoding %q is not supported: its multi-byte characters can hide quotes from the proxy's parser; use UTF8", value)
+				"client_encoding %q is not supported: tenantproxy reads statements and names as the UTF-8 bytes the server reads; use UTF8", value)
 		case forwardedParameters[lower]:
 			s.startupParams[lower] = value
 		default:
@@ -207,17 +199,6 @@ func (s *session) checkStartup(msg *pgproto3.StartupMessage) (map[string]string,
 		s.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknownOptions})
 	}
 	return params, nil
-}
-
-// cleanEncodingName normalises an encoding name as PostgreSQL does: lower case, alphanumerics only.
-func cleanEncodingName(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // send buffers a backend message for the client. Errors stick and surface at the next flush, as in

@@ -7,45 +7,64 @@ import (
 	"github.com/tenantproxy/tenantproxy/rewrite"
 )
 
-// A prepared statement can carry parameter checks: parameters whose bound values must be the workspace's
-// id (the tenant value of an INSERT, or in verify mode the value a predicate compares the tenant column
-// with). It can also be an SQL EXECUTE of another prepared statement, whose arguments must pass that
-// statement's checks when its portal runs. The proxy sees a Parse long before it learns whether the server accepted it, and a Parse the
-// server rejects or skips leaves the statement the name had before in place. So the checks a Bind gets
-// must hold whichever statement the server ends up binding:
+// The proxy mirrors the session's prepared statements and portals as the server holds them: what a Bind
+// must be checked for depends on the statement the server will bind, and what an EXECUTE inside a portal
+// runs depends on the statement of that name when the portal runs. The mirror follows three rules.
 //
-//   - a Parse of the name earlier in the same Sync segment: if it failed, the server skips the Bind too,
-//     so the Bind gets exactly that Parse's checks;
-//   - otherwise the union of the confirmed statement's checks and those of every Parse of the name whose
-//     outcome is not known yet.
+//   - Names are keyed as the server keys them (serverName): truncated to 63 bytes.
+//   - A change is applied when the server confirms it — ParseComplete, BindComplete, CloseComplete, the
+//     CommandComplete of an SQL PREPARE, DEALLOCATE, CLOSE or DISCARD — and dropped when the server
+//     refuses or skips the message (an error, or the discarding until Sync that follows one). Until then
+//     it is pending, and a decision that depends on it holds for every outcome.
+//   - Portals end with the transaction: a ReadyForQuery with status idle means the server has dropped
+//     every protocol portal (only WITH HOLD cursors, declared in SQL on scoped SELECTs, outlive it).
 //
-// Confirmations arrive in response order: ParseComplete makes a Parse the confirmed statement, an error
-// (or being skipped until Sync) forgets it, and CloseComplete forgets the confirmed statement.
+// Each is used from both relay goroutines: clientToUpstream records what it forwards, upstreamToClient
+// what the server answered; the segment maps are clientToUpstream's alone.
 
-// parseRecord is a Parse of a named (or the unnamed) statement whose outcome the queue reports.
-type parseRecord struct {
-	name string
-	prepared
+// maxNameLen is the length the server truncates statement and portal names to: NAMEDATALEN - 1 bytes.
+// Protocol names are cut at that byte, SQL identifiers at the character boundary before it (pg_query's
+// parser does that already, as the server's does).
+const maxNameLen = 63
+
+// serverName returns the name the server keys a prepared statement or portal by. The server takes the
+// name in its own encoding, which is the bytes the client sent: the session's client encoding is UTF8
+// or SQL_ASCII (startup.go) and the database's UTF8 (upstream.go).
+func serverName(name string) string {
+	if len(name) > maxNameLen {
+		return name[:maxNameLen]
+	}
+	return name
 }
 
 // prepared is what the proxy must check when a prepared statement is bound and run, and what it accounts
 // its runs to.
 type prepared struct {
+	// checks are parameters whose bound values must be the workspace's id; alertChecks those whose other
+	// values are worth an alert.
 	checks      []rewrite.ParamCheck
 	alertChecks []rewrite.ParamCheck
-	executes    []rewrite.Execute
+	// executes are the SQL EXECUTEs the statement runs, whose arguments must pass the checks of the
+	// statements they name whenever a portal of this statement may run.
+	executes []rewrite.Execute
 	// sql and res are the statement's text and decision, for metrics and the audit trail. Unlike the
 	// checks, they are taken from one statement the server may bind: the latest Parse of the name.
 	sql string
 	res *rewrite.Result
 }
 
-// statements tracks the checks of the session's prepared statements.
+// parseRecord is a Parse of a named (or the unnamed) statement whose outcome the queue reports.
+type parseRecord struct {
+	name string // as the server keys it
+	prepared
+}
+
+// statements mirrors the session's prepared statements.
 type statements struct {
 	mu        sync.Mutex
 	confirmed map[string]prepared
 	pending   map[string][]*parseRecord
-	// segment holds the Parses of the current Sync segment; only clientToUpstream uses it.
+	// segment holds the Parses of the current Sync segment.
 	segment map[string]prepared
 }
 
@@ -59,10 +78,10 @@ func newStatements() *statements {
 
 // parsed records a Parse being forwarded and returns its record for the queue.
 func (st *statements) parsed(name string, p prepared) *parseRecord {
-	rec := &parseRecord{name: name, prepared: p}
-	st.segment[name] = p
+	rec := &parseRecord{name: serverName(name), prepared: p}
+	st.segment[rec.name] = p
 	st.mu.Lock()
-	st.pending[name] = append(st.pending[name], rec)
+	st.pending[rec.name] = append(st.pending[rec.name], rec)
 	st.mu.Unlock()
 	return rec
 }
@@ -70,9 +89,12 @@ func (st *statements) parsed(name string, p prepared) *parseRecord {
 // synced starts a new Sync segment.
 func (st *statements) synced() { clear(st.segment) }
 
-// forBind returns what a Bind of statement name must be checked for: the union over every statement the
-// server may bind.
+// forBind returns what a Bind of statement name must be checked for: whichever statement the server
+// binds. A Parse of the name earlier in the same Sync segment is the one: if it failed, the server skips
+// the Bind too. Otherwise it is the union of the confirmed statement and every Parse of the name whose
+// outcome is not known yet.
 func (st *statements) forBind(name string) prepared {
+	name = serverName(name)
 	if p, ok := st.segment[name]; ok {
 		return p
 	}
@@ -102,9 +124,128 @@ func (st *statements) resolveParse(p *parseRecord, ok bool) {
 	}
 }
 
-// closed records that the server closed statement name.
+// preparedInSQL records a statement SQL PREPARE created: it has no parameter checks (the rewriter refuses
+// a tenant value as a parameter of PREPARE) and runs no EXECUTE.
+func (st *statements) preparedInSQL(name string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.confirmed[serverName(name)] = prepared{}
+}
+
+// closed records that the server closed (or deallocated) statement name.
 func (st *statements) closed(name string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.confirmed, name)
+	delete(st.confirmed, serverName(name))
+}
+
+// closedAll records that the server dropped every prepared statement.
+func (st *statements) closedAll() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	clear(st.confirmed)
+}
+
+// portal is what the proxy knows of a portal: the SQL EXECUTEs it runs and the statement, for accounting.
+type portal struct {
+	executes []rewrite.Execute
+	sql      string
+	res      *rewrite.Result
+}
+
+// bindRecord is a Bind of a portal whose outcome the queue reports.
+type bindRecord struct {
+	name string // as the server keys it
+	portal
+}
+
+// portals mirrors the session's portals.
+type portals struct {
+	mu        sync.Mutex
+	confirmed map[string]portal
+	pending   map[string][]*bindRecord
+	// segment holds the Binds of the current Sync segment.
+	segment map[string]portal
+}
+
+func newPortals() *portals {
+	return &portals{confirmed: map[string]portal{}, pending: map[string][]*bindRecord{}, segment: map[string]portal{}}
+}
+
+// bound records a Bind being forwarded and returns its record for the queue.
+func (ps *portals) bound(name string, p portal) *bindRecord {
+	rec := &bindRecord{name: serverName(name), portal: p}
+	ps.segment[rec.name] = p
+	ps.mu.Lock()
+	ps.pending[rec.name] = append(ps.pending[rec.name], rec)
+	ps.mu.Unlock()
+	return rec
+}
+
+// synced starts a new Sync segment.
+func (ps *portals) synced() { clear(ps.segment) }
+
+// resolveBind records the outcome of a Bind.
+func (ps *portals) resolveBind(b *bindRecord, ok bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.pending[b.name] = slices.DeleteFunc(ps.pending[b.name], func(q *bindRecord) bool { return q == b })
+	if len(ps.pending[b.name]) == 0 {
+		delete(ps.pending, b.name)
+	}
+	if ok {
+		ps.confirmed[b.name] = b.portal
+	}
+}
+
+// closed records that the server closed portal name.
+func (ps *portals) closed(name string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	delete(ps.confirmed, serverName(name))
+}
+
+// closedAll records that the server dropped every portal: CLOSE ALL, DISCARD ALL, or the end of the
+// transaction.
+func (ps *portals) closedAll() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	clear(ps.confirmed)
+}
+
+// forExecute returns the portal an Execute of name runs, for accounting: the one a Bind of this Sync
+// segment created, else the confirmed one.
+func (ps *portals) forExecute(name string) portal {
+	name = serverName(name)
+	if p, ok := ps.segment[name]; ok {
+		return p
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.confirmed[name]
+}
+
+// executing returns every SQL EXECUTE of statement name that a portal which exists, or may come to
+// exist, runs.
+func (ps *portals) executing(name string) []rewrite.Execute {
+	name = serverName(name)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var out []rewrite.Execute
+	add := func(p portal) {
+		for _, e := range p.executes {
+			if serverName(e.Name) == name {
+				out = append(out, e)
+			}
+		}
+	}
+	for _, p := range ps.confirmed {
+		add(p)
+	}
+	for _, recs := range ps.pending {
+		for _, r := range recs {
+			add(r.portal)
+		}
+	}
+	return out
 }

@@ -57,6 +57,13 @@ func (s *session) connectUpstream(ctx context.Context) error {
 		return fatalf(codeConnectionFailure, "upstream_unsafe", "the database session has standard_conforming_strings=%s; tenantproxy requires on", scs)
 	}
 
+	if enc := hijacked.ParameterStatuses["server_encoding"]; enc != "UTF8" {
+		// Names and identifiers are compared as the server keys them, byte for byte: the proxy reads the
+		// client's bytes as UTF-8, and the server must keep them as such.
+		s.srv.metrics.UpstreamError("unsafe")
+		return fatalf(codeConnectionFailure, "upstream_unsafe", "the database encoding is %s; tenantproxy requires UTF8", enc)
+	}
+
 	// The client sees the server's parameters, so drivers format values as the server does.
 	for _, name := range slices.Sorted(maps.Keys(hijacked.ParameterStatuses)) {
 		s.send(&pgproto3.ParameterStatus{Name: name, Value: hijacked.ParameterStatuses[name]})

@@ -67,8 +67,10 @@ type analyzer struct {
 	// which of them referenced a column of an enclosing level.
 	frames     []int
 	correlated []bool
-	// stmtStart and stmtEnd bound the statement being analyzed in txt.
+	// stmtStart and stmtEnd bound the statement being analyzed in txt; stmtIndex is its index.
 	stmtStart, stmtEnd int
+	stmtIndex          int
+	effects            []Effect
 }
 
 // target is one reference to a tenant relation.
@@ -177,6 +179,34 @@ func (a *analyzer) at(e *Error, loc int32) *Error {
 	return e
 }
 
+// Effect is what a statement does to the session's prepared statements and portals, which the proxy
+// mirrors when the server completes the statement.
+type Effect struct {
+	// Stmt is the statement's index in the text.
+	Stmt int
+	Kind EffectKind
+	// Name is the prepared statement's or portal's name, as the server keys it.
+	Name string
+}
+
+// EffectKind is a kind of Effect.
+type EffectKind uint8
+
+// The effects.
+const (
+	EffectPrepare       EffectKind = iota + 1 // PREPARE name: a statement without parameter checks
+	EffectDeallocate                          // DEALLOCATE name
+	EffectDeallocateAll                       // DEALLOCATE ALL
+	EffectClose                               // CLOSE name
+	EffectCloseAll                            // CLOSE ALL
+	EffectDiscardAll                          // DISCARD ALL: every statement and portal
+)
+
+// effect records an effect of the top-level statement being analyzed.
+func (a *analyzer) effect(kind EffectKind, name string) {
+	a.effects = append(a.effects, Effect{Stmt: a.stmtIndex, Kind: kind, Name: name})
+}
+
 // statement analyzes one top-level statement.
 func (a *analyzer) statement(raw *pg_query.RawStmt) error {
 	a.stmtStart = int(raw.StmtLocation)
@@ -218,6 +248,7 @@ func (a *analyzer) stmt(n *pg_query.Node, sc *scope, top bool) error {
 	case *pg_query.DeclareCursorStmt:
 		return a.stmt(s.Query, nil, true)
 	case *pg_query.PrepareStmt:
+		a.effect(EffectPrepare, s.Name)
 		return a.prepare(s)
 	case *pg_query.CopyStmt:
 		return a.copyStmt(s)
@@ -249,10 +280,30 @@ func (a *analyzer) stmt(n *pg_query.Node, sc *scope, top bool) error {
 		}
 		a.executes = append(a.executes, e)
 		return a.exprs(nil, false, s.Params...)
-	case *pg_query.VariableShowStmt, *pg_query.DeallocateStmt, *pg_query.FetchStmt,
-		*pg_query.ClosePortalStmt, *pg_query.DiscardStmt, *pg_query.ConstraintsSetStmt:
-		// FETCH, MOVE and CLOSE use cursors DECLARE scoped. DISCARD returns settings to their session
-		// start values, which the proxy chose.
+	case *pg_query.DeallocateStmt:
+		if s.Name == "" {
+			a.effect(EffectDeallocateAll, "")
+		} else {
+			a.effect(EffectDeallocate, s.Name)
+		}
+		return nil
+	case *pg_query.ClosePortalStmt:
+		if s.Portalname == "" {
+			a.effect(EffectCloseAll, "")
+		} else {
+			a.effect(EffectClose, s.Portalname)
+		}
+		return nil
+	case *pg_query.DiscardStmt:
+		// DISCARD returns settings to their session start values, which the proxy chose; DISCARD ALL also
+		// drops every prepared statement and portal.
+		if s.Target == pg_query.DiscardMode_DISCARD_ALL {
+			a.effect(EffectDiscardAll, "")
+		}
+		return nil
+	case *pg_query.VariableShowStmt, *pg_query.FetchStmt, *pg_query.ConstraintsSetStmt:
+		// FETCH and MOVE run portals whose statements the proxy scoped and checked when they were bound
+		// (DECLARE, Bind).
 		return nil
 	case *pg_query.DoStmt:
 		return refusef(ReasonDo, "DO blocks run arbitrary code")

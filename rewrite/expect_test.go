@@ -61,7 +61,9 @@ func TestPostCheckRefusesTamperedOutput(t *testing.T) {
 		{"client condition regrouped", "UPDATE tasks SET done = true WHERE id = 1 OR id = 2",
 			func(s string) string { return strings.Replace(s, "AND (id = 1 OR id = 2)", "AND id = 1 OR id = 2", 1) }},
 		{"tenant value moved to another column", "INSERT INTO projects (id, name) VALUES (1, 'x')",
-			func(s string) string { return strings.Replace(s, `("workspace_id", id, name)`, `(id, "workspace_id", name)`, 1) }},
+			func(s string) string {
+				return strings.Replace(s, `("workspace_id", id, name)`, `(id, "workspace_id", name)`, 1)
+			}},
 		{"second statement smuggled", "SELECT * FROM projects WHERE name = 'x'; SELECT 1",
 			func(s string) string { return strings.Replace(s, "SELECT 1", "SELECT reltuples FROM pg_class", 1) }},
 		{"fence removed", "SELECT * FROM projects WHERE name LIKE '%x'",

@@ -111,6 +111,8 @@ type Result struct {
 	Relations []string
 	// Writes is set when the statement changes data.
 	Writes bool
+	// Effects are what the statements do to the session's prepared statements and portals.
+	Effects []Effect
 	// TransactionControl is set when every statement is transaction control (BEGIN, COMMIT, ROLLBACK,
 	// SAVEPOINT...): a client recovering from an error needs it, so limits should let it through.
 	TransactionControl bool
@@ -192,7 +194,7 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Checks: a.checks, AlertChecks: a.alertChecks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
-		TransactionControl: len(tree.Stmts) > 0, byText: a.byText}
+		TransactionControl: len(tree.Stmts) > 0, Effects: a.effects, byText: a.byText}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt.GetTransactionStmt() == nil {
 			res.TransactionControl = false
@@ -239,7 +241,8 @@ func (r *Rewriter) analyzer(in Input, txt *text, mode Mode) *analyzer {
 // run analyzes every statement of a parse tree, then decides about their tenant references.
 func (a *analyzer) run(tree *pg_query.ParseResult) error {
 	a.tree = tree
-	for _, raw := range tree.Stmts {
+	for i, raw := range tree.Stmts {
+		a.stmtIndex = i
 		if err := a.statement(raw); err != nil {
 			return err
 		}

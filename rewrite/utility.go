@@ -229,7 +229,7 @@ func (a *analyzer) settable(name, value string) *Error {
 		return nil
 	case name == "standard_conforming_strings" && truthy(value):
 		return nil
-	case name == "client_encoding" && value != "" && !ClientOnlyEncoding(value):
+	case name == "client_encoding" && SafeClientEncoding(value):
 		return nil
 	case name == "role" || name == "session_authorization":
 		return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy", name)
@@ -237,25 +237,23 @@ func (a *analyzer) settable(name, value string) *Error {
 	return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy: it changes which relations names resolve to or how the server reads SQL text", name)
 }
 
-// clientOnlyEncodings are PostgreSQL's client-only encodings, as normalised by its clean_encoding_name.
-// Their multi-byte characters can contain the bytes of a quote or backslash, so the server (after
-// converting them) and the proxy's parser (reading the raw bytes) would tokenise the same text
-// differently: a statement the proxy read as harmless could be another statement to the server.
-var clientOnlyEncodings = []string{
-	"sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004",
-	"big5", "win950", "windows950", "gbk", "win936", "windows936", "uhc", "win949", "windows949",
-	"gb18030", "johab",
-}
-
-// ClientOnlyEncoding reports whether name is one of PostgreSQL's client-only encodings.
-func ClientOnlyEncoding(name string) bool {
+// SafeClientEncoding reports whether a client encoding (as SET or a startup packet names it) makes the
+// server read a statement's bytes as the proxy's parser does: UTF8, or SQL_ASCII, which the server takes
+// unconverted (and checks as UTF-8, the database's encoding). Any other conversion changes the bytes the
+// server parses: a multi-byte character of SJIS can hide a quote, a LATIN1 name grows past the 63 bytes
+// the server truncates names to.
+func SafeClientEncoding(name string) bool {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			b.WriteRune(r)
 		}
 	}
-	return slices.Contains(clientOnlyEncodings, b.String())
+	switch b.String() {
+	case "utf8", "unicode", "sqlascii":
+		return true
+	}
+	return false
 }
 
 // ChannelPrefix returns the prefix of the workspace's LISTEN/NOTIFY channels on the server. It is derived
