@@ -200,4 +200,3 @@ func TestMirrorFollowsConfirmedChanges(t *testing.T) {
 		}
 	})
 }
-
