@@ -651,6 +651,22 @@ func isolationSnapshot(t *testing.T, ctx context.Context, admin *pgx.Conn, prote
 	return out
 }
 
+// isolationOrphans lists the rows of the tenant tables whose workspace id is neither acme's nor globex's
+// (a converted value such as 'w' or '7f', or NULL), as "table=workspace_id" entries, or "".
+func isolationOrphans(t *testing.T, ctx context.Context, admin *pgx.Conn) string {
+	t.Helper()
+	var parts []string
+	for _, table := range []string{"items", "projects", "accounts", "events"} {
+		parts = append(parts, fmt.Sprintf("SELECT '%s', coalesce(workspace_id, 'NULL') FROM %s WHERE workspace_id IS DISTINCT FROM '%s' AND workspace_id IS DISTINCT FROM '%s'",
+			table, table, acmeID, globexID))
+	}
+	var out string
+	if err := admin.QueryRow(ctx, "SELECT coalesce(string_agg(t || '=' || w, ' '), '') FROM ("+strings.Join(parts, " UNION ALL ")+") AS o(t, w)").Scan(&out); err != nil {
+		t.Fatalf("orphans: %v", err)
+	}
+	return out
+}
+
 // restore puts back the rows an attack changed, so that every attack starts from the same state.
 func (s *isolationSide) restore(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -711,9 +727,13 @@ func runIsolationAttack(t *testing.T, proto isolationProtocol, main, twin *isola
 			t.Errorf("%s: the connection is not usable after the attack: %s", side.name, side.o.unusable)
 		}
 	}
-	// 3. Globex's rows, the read-only tables and the schema are as they were.
+	// 3. Globex's rows, the read-only tables and the schema are as they were, and no row belongs to no
+	// workspace.
 	if after := isolationSnapshot(t, ctx, main.admin, true); after != main.globex {
 		t.Errorf("LEAK: the attack changed globex's rows, a read-only table or the schema:\nbefore %s\nafter  %s", main.globex, after)
+	}
+	if orphans := isolationOrphans(t, ctx, main.admin); orphans != "" {
+		t.Errorf("LEAK: the attack wrote rows of no workspace: %s", orphans)
 	}
 	// 4. Refusals are in the diagnostics log, without the statement's literals.
 	checkIsolationEvents(t, main.p.Events(t)[eventsBefore:], a)
