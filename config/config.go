@@ -294,6 +294,15 @@ func (c *Config) SetDefaults() {
 
 var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$.]*$`)
 
+// WorkspaceIDs returns the ids of the configured workspaces.
+func (c *Config) WorkspaceIDs() []string {
+	ids := make([]string, len(c.Workspaces))
+	for i, w := range c.Workspaces {
+		ids[i] = w.ID
+	}
+	return ids
+}
+
 // Validate checks the whole configuration and reports every problem it finds at once.
 func (c *Config) Validate() error {
 	var errs []error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,6 +37,8 @@ type VerifyOptions struct {
 	TenantSetting string
 	// RLS requires row-level security with a policy on the tenant setting on every tenant table.
 	RLS bool
+	// WorkspaceIDs are the configured workspaces' ids, looked for in the schema's definitions.
+	WorkspaceIDs []string
 }
 
 // Verify checks, through conn (the proxy's upstream role), that the database is set up so workspaces stay
@@ -75,6 +79,9 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 		}
 	}
 
+	if err := checkDefinitions(ctx, conn, opts.WorkspaceIDs, add); err != nil {
+		return nil, err
+	}
 	if err := checkRole(ctx, conn, relationNames(tenants), add); err != nil {
 		return nil, err
 	}
@@ -135,6 +142,77 @@ var schemaChecks = []struct {
 		 JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
 		 WHERE v.relkind IN ('v','m') AND %[2]s = ANY($1::text[])
 		   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attname = $2 AND NOT a.attisdropped)`},
+}
+
+// definitionsQuery returns the schema metadata every workspace may read, as it reads it (object, definition):
+// view, index, rule, trigger, default, constraint, policy and function definitions and comments, of the
+// objects created after initdb (OID 16384, FirstNormalObjectId, and up). Under row-level security as through the proxy, these describe the
+// schema, not the rows, and stay readable; a workspace's id written into one is visible to all.
+const definitionsQuery = `WITH objs(oid, object, def) AS (
+	SELECT c.oid, 'view ' || c.oid::regclass::text, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c WHERE c.relkind IN ('v', 'm')
+	UNION ALL SELECT i.indexrelid, 'index ' || i.indexrelid::regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i
+	UNION ALL SELECT d.oid, 'default of ' || d.adrelid::regclass::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d
+	UNION ALL SELECT k.oid, 'constraint ' || k.conname || ' on ' || k.conrelid::regclass::text, pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k WHERE k.conrelid <> 0
+	UNION ALL SELECT p.oid, 'policy ' || p.polname || ' on ' || p.polrelid::regclass::text, coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '') FROM pg_catalog.pg_policy p
+	UNION ALL SELECT r.oid, 'rule ' || r.rulename || ' on ' || r.ev_class::regclass::text, pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r WHERE r.rulename <> '_RETURN'
+	UNION ALL SELECT t.oid, 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass::text, pg_catalog.pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal
+	UNION ALL SELECT p.oid, 'function ' || p.oid::regprocedure::text, p.prosrc FROM pg_catalog.pg_proc p
+	UNION ALL SELECT d.objoid, 'comment on ' || CASE WHEN d.classoid = 'pg_catalog.pg_class'::regclass THEN d.objoid::regclass::text
+		ELSE d.classoid::regclass::text || ' ' || d.objoid END, d.description FROM pg_catalog.pg_description d
+)
+SELECT object, def FROM objs WHERE oid >= 16384 AND def IS NOT NULL ORDER BY 1`
+
+// checkDefinitions warns about schema metadata that embeds a workspace's id: every other workspace can
+// read it (\d+ shows a view's definition, an index's predicate).
+func checkDefinitions(ctx context.Context, conn *pgx.Conn, ids []string, add func(string, Severity, string, string, ...any)) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := conn.Query(ctx, definitionsQuery)
+	if err != nil {
+		return fmt.Errorf("check of definitions: %w", err)
+	}
+	var object, def string
+	_, err = pgx.ForEachRow(rows, []any{&object, &def}, func() error {
+		for _, id := range ids {
+			if embedsID(def, id) {
+				add("definition_embeds_workspace_id", SeverityWarning, object,
+					"the definition names workspace id %q, and every workspace can read schema definitions", id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check of definitions: %w", err)
+	}
+	return nil
+}
+
+// embedsID reports whether a definition as PostgreSQL prints it holds id as a literal: quoted, or for a
+// numeric id, as a number standing alone.
+func embedsID(def, id string) bool {
+	if strings.Contains(def, "'"+strings.ReplaceAll(id, "'", "''")+"'") {
+		return true
+	}
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		return false
+	}
+	for i := strings.Index(def, id); i >= 0; {
+		before, after := i-1, i+len(id)
+		if (before < 0 || !isWordByte(def[before])) && (after >= len(def) || !isWordByte(def[after])) {
+			return true
+		}
+		next := strings.Index(def[i+1:], id)
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func checkRole(ctx context.Context, conn *pgx.Conn, rels []string, add func(string, Severity, string, string, ...any)) error {

@@ -46,7 +46,8 @@ func verifyDB(t *testing.T, db *pgtest.Database, rls bool) []Finding {
 		t.Fatal(err)
 	}
 	rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id"})
-	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id", RLS: rls})
+	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id", RLS: rls,
+		WorkspaceIDs: []string{"7f3c2a", "9e81d4", "12"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,47 @@ func TestVerifyFindsEachFlaw(t *testing.T) {
 		}
 		if strings.HasPrefix(k.check, "role_superuser") || strings.HasPrefix(k.check, "probe") {
 			t.Errorf("unexpected finding %v", k)
+		}
+	}
+}
+
+// TestVerifyFindsEmbeddedWorkspaceIDs: schema metadata stays readable to every workspace, as under
+// row-level security, so a definition that names a workspace's id tells every other workspace about it.
+func TestVerifyFindsEmbeddedWorkspaceIDs(t *testing.T) {
+	db := pgtest.NewDatabase(t, `
+CREATE TABLE sound (workspace_id text NOT NULL, id int, tier int, PRIMARY KEY (workspace_id, id));
+CREATE VIEW vip AS SELECT * FROM sound WHERE workspace_id = '9e81d4';
+CREATE INDEX vip_idx ON sound (id) WHERE workspace_id = '9e81d4';
+CREATE TABLE defaults (workspace_id text NOT NULL DEFAULT '7f3c2a', id int, CHECK (id <> 12));
+CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT '9e81d4'$$;
+COMMENT ON TABLE sound IS 'globex is ''9e81d4''';
+CREATE VIEW harmless AS SELECT id + 120 AS n FROM sound WHERE workspace_id <> 'x9e81d4';`)
+	got := keys(verifyDB(t, db, false))
+	for _, obj := range []string{"view vip", "index vip_idx", "default of defaults", "constraint defaults_id_check on defaults", "function f()", "comment on sound"} {
+		if got[findingKey{"definition_embeds_workspace_id", obj}] != SeverityWarning {
+			t.Errorf("no definition_embeds_workspace_id warning for %s; got %v", obj, got)
+		}
+	}
+	if _, ok := got[findingKey{"definition_embeds_workspace_id", "view harmless"}]; ok {
+		t.Errorf("a definition naming no workspace id was reported: %v", got)
+	}
+}
+
+func TestEmbedsID(t *testing.T) {
+	for _, tt := range []struct {
+		def, id string
+		want    bool
+	}{
+		{"(workspace_id = '9e81d4'::text)", "9e81d4", true},
+		{"(workspace_id = 'x9e81d4'::text)", "9e81d4", false},
+		{"(workspace_id = 'o''brien'::text)", "o'brien", true},
+		{"(id <> 12)", "12", true},
+		{"(id <> 120)", "12", false},
+		{"(x = 1.12)", "12", false},
+		{"9e81d4 unquoted", "9e81d4", false},
+	} {
+		if got := embedsID(tt.def, tt.id); got != tt.want {
+			t.Errorf("embedsID(%q, %q) = %v, want %v", tt.def, tt.id, got, tt.want)
 		}
 	}
 }

@@ -88,5 +88,6 @@ func (srv *Server) checkIsolation(ctx context.Context) ([]diagnostics.Finding, e
 	defer func() { _ = conn.Close(context.Background()) }()
 	return diagnostics.Verify(ctx, conn, diagnostics.VerifyOptions{
 		Rewriter: rw, TenantSetting: srv.cfg.Tenant.Setting, RLS: srv.live.Load().cfg.RLS,
+		WorkspaceIDs: srv.live.Load().cfg.WorkspaceIDs(),
 	})
 }

@@ -407,3 +407,78 @@ func TestBoundTenantComparisonAlerts(t *testing.T) {
 		t.Fatalf("alerts: %+v, want one for globex's id", alerts)
 	}
 }
+
+// TestExplainPermission: EXPLAIN needs the workspace's explain permission (a plan is chosen from statistics
+// over every workspace's rows); with it, the plan has no costs, ANALYZE is refused, and the options are
+// re-emitted from what they mean, so a quoted option name cannot smuggle text into the statement.
+func TestExplainPermission(t *testing.T) {
+	t.Parallel()
+	without := startProxy(t)
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := without.Connect(t, acme).Exec(ctx, "EXPLAIN SELECT * FROM items"); !strings.Contains(fmtErr(err), "tenantproxy: explain_refused:") {
+		t.Errorf("EXPLAIN without the permission: %v, want explain_refused", err)
+	}
+
+	p := startProxy(t, withPermission(acme, tenant.PermExplain))
+	conn := p.Connect(t, acme)
+	for _, tt := range []struct {
+		sql, want string // want: a refusal reason, or "" for a plan
+	}{
+		{"EXPLAIN SELECT * FROM items WHERE id = 1", ""},
+		{"EXPLAIN (FORMAT JSON, VERBOSE) SELECT * FROM items", ""},
+		{"EXPLAIN (COSTS ON) SELECT * FROM items", ""},
+		{"EXPLAIN ANALYZE SELECT * FROM items", "explain_analyze_refused"},
+		{"EXPLAIN (ANALYZE 1) SELECT * FROM items", "explain_analyze_refused"},
+		{`EXPLAIN ("costs off)SELECT 1/*" true) SELECT '*/;SELECT reltuples::int FROM pg_class --'; SELECT 2`, "unsupported_syntax"},
+		{`EXPLAIN ("COSTS" off) SELECT 1`, "unsupported_syntax"},
+		{"EXPLAIN (FORMAT 'JSON') SELECT 1", "unsupported_syntax"},
+	} {
+		rows, err := conn.Query(ctx, tt.sql, pgx.QueryExecModeSimpleProtocol)
+		var plan []string
+		if err == nil {
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		switch {
+		case tt.want != "":
+			if !strings.Contains(fmtErr(err), "tenantproxy: "+tt.want+":") {
+				t.Errorf("%s: %v, want %s", tt.sql, err, tt.want)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.sql, err)
+		default:
+			text := strings.Join(plan, "\n")
+			if strings.Contains(text, "cost=") || strings.Contains(text, "Total Cost") || strings.Contains(text, "rows=") {
+				t.Errorf("%s: the plan shows costs or row estimates:\n%s", tt.sql, text)
+			}
+		}
+	}
+}
+
+// TestClientEncodingStaysUTF8: SET client_encoding to an encoding the server converts from is refused; the
+// encodings it reads as they are stay allowed.
+func TestClientEncodingStaysUTF8(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := p.Connect(t, acme)
+	ctx := ctxT(t, 10*time.Second)
+	for _, tt := range []struct {
+		sql     string
+		refused bool
+	}{
+		{"SET client_encoding = 'LATIN1'", true},
+		{"SET NAMES 'WIN1252'", true},
+		{"SELECT set_config('client_encoding', 'EUC_JP', false)", true},
+		{"SET client_encoding = 'UTF8'", false},
+		{"SET NAMES 'utf-8'", false},
+		{"RESET client_encoding", false},
+	} {
+		_, err := conn.Exec(ctx, tt.sql)
+		if refused := strings.Contains(fmtErr(err), "tenantproxy: protected_setting:"); refused != tt.refused || !tt.refused && err != nil {
+			t.Errorf("%s: %v, want refused=%v", tt.sql, err, tt.refused)
+		}
+	}
+	var enc string
+	if err := conn.QueryRow(ctx, "SHOW client_encoding").Scan(&enc); err != nil || enc != "UTF8" {
+		t.Errorf("client_encoding after the attempts: %q, %v", enc, err)
+	}
+}

@@ -219,6 +219,11 @@ func TestStartupParameters(t *testing.T) {
 		{"client_encoding", "Shift_JIS", "unsafe_client_encoding"},
 		{"client_encoding", "big5", "unsafe_client_encoding"},
 		{"client_encoding", "GB18030", "unsafe_client_encoding"},
+		// Converted encodings change the bytes the server reads names from (a LATIN1 name grows past the
+		// 63 bytes the server keys names by).
+		{"client_encoding", "LATIN1", "unsafe_client_encoding"},
+		{"client_encoding", "WIN1252", "unsafe_client_encoding"},
+		{"client_encoding", "EUC_JP", "unsafe_client_encoding"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
@@ -235,6 +240,24 @@ func TestStartupParameters(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("client_encoding=SQL_ASCII", func(t *testing.T) {
+		// psql in the C locale asks for SQL_ASCII: the server takes the bytes as they are, as UTF-8.
+		t.Parallel()
+		cfg, err := pgx.ParseConfig(p.DSN(acme))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["client_encoding"] = "SQL_ASCII"
+		conn, err := startupConnectConfig(t, cfg)
+		if err != nil {
+			t.Fatalf("connecting with SQL_ASCII: %v", err)
+		}
+		var name string
+		if err := conn.QueryRow(context.Background(), "SELECT name FROM items WHERE id = 1 AND name <> 'é'").Scan(&name); err != nil || name != "acme one" {
+			t.Errorf("SELECT with SQL_ASCII: %q, %v", name, err)
+		}
+	})
 
 	t.Run("options from the connection string", func(t *testing.T) {
 		// pgx passes options through as a startup parameter, as libpq does.

@@ -39,6 +39,7 @@ func newVerifyCommand(e env) *cobra.Command {
 			defer func() { _ = conn.Close(cmd.Context()) }()
 			findings, err := diagnostics.Verify(cmd.Context(), conn, diagnostics.VerifyOptions{
 				Rewriter: rewrite.New(cat, cfg.Policy()), TenantSetting: cfg.Tenant.Setting, RLS: cfg.RLS,
+				WorkspaceIDs: cfg.WorkspaceIDs(),
 			})
 			if err != nil {
 				return err
