@@ -23,6 +23,9 @@
 //	  | CancelRequest (new conn)    |                                                |
 //	  |---------------------------->| key -> session -> CancelRequest (upstream.go)->|
 //
+// The client's encoding must be UTF8 or SQL_ASCII and the database's UTF8 (startup.go, upstream.go): the
+// server then reads statements and keys names by exactly the bytes the proxy read.
+//
 // A CancelRequest arrives on a connection of its own instead of a StartupMessage (startup.go hands it to
 // cancel.go). Startup, authentication and the upstream connection share one deadline
 // (Config.Timeouts.Startup); a client that is silent or malformed is dropped without affecting others.
@@ -49,7 +52,23 @@
 //	Sync 'S'                                        -> sync     (complete on ReadyForQuery)
 //	Flush 'H', CopyData/CopyDone/CopyFail, Terminate   (no response of their own)
 //
-// upstreamToClient pops. NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time
+// upstreamToClient pops, applying what each response confirms to the mirror of the session's prepared
+// statements and portals (statements.go):
+//
+//	ParseComplete    the Parse's statement replaces the name's          (a failed or skipped one: nothing)
+//	BindComplete     the Bind's portal exists                           (a failed or skipped one: nothing)
+//	CloseComplete    the statement or portal is gone
+//	CommandComplete  of an SQL PREPARE, DEALLOCATE [ALL], CLOSE [ALL] or DISCARD ALL: its effect
+//	                 (rewrite.Effect, matched to the Query's statements by counting completions)
+//	ReadyForQuery 'I'  every portal is gone: outside a transaction block the server keeps none
+//
+// Names are keyed as the server keys them: their first 63 bytes. What clientToUpstream decides from the
+// mirror holds for every outcome still pending: a Bind is checked against the union of the statements the
+// name may have when the server binds it (or exactly the Parse of the name earlier in its Sync segment,
+// which the server skips the Bind after if it failed); a Parse of a name that an SQL EXECUTE in an
+// existing or pending portal runs is refused when that EXECUTE's arguments fail its checks.
+//
+// NoticeResponse, NotificationResponse and ParameterStatus may arrive at any time
 // and pass straight through. An ErrorResponse completes a query or sync entry only at the ReadyForQuery
 // that follows it; for any extended-protocol entry it completes that entry and also every queued entry up
 // to the next sync, because the server now discards messages until Sync. If no sync is queued yet, the
@@ -71,9 +90,11 @@
 // session state the client observes is the one PostgreSQL would leave after an error at that point, by
 // construction. A FunctionCall message is refused the same way, with a poison Query (both end with
 // ReadyForQuery). Refusals decided later are poisoned at their own message: a Bind whose checked
-// parameter is another workspace's id becomes a Bind of a statement that cannot exist; an Execute over
-// the workspace's statement rate (workspaces.go), or of a portal running an SQL EXECUTE whose arguments
-// fail the checks of the statement it names now, becomes an Execute of a portal that cannot exist.
+// parameter is another workspace's id, or whose portal would run an SQL EXECUTE with arguments the
+// statement it names refuses, becomes a Bind of a statement that cannot exist; a Parse that would give
+// such a portal's EXECUTE a statement its arguments fail becomes a poison Parse; an Execute over the
+// workspace's statement rate (workspaces.go) becomes an Execute of a portal that cannot exist. So no way
+// of running a portal — Execute, SQL FETCH or MOVE — escapes the checks: they hold from its Bind on.
 //
 // # Accounting, limits and reloads
 //
