@@ -142,7 +142,7 @@ func (s *session) forwardParse(n int) error {
 		// checked at the Bind, and again whenever that statement is prepared anew (checkPortalsRunning).
 		p = prepared{checks: res.Checks, alertChecks: res.AlertChecks, executes: res.Executes, sql: msg.Query, res: res}
 	}
-	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.parsed(msg.Name, p)}
+	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.created(msg.Name, p)}
 	if res != nil && res.Changed {
 		e.res = res
 	}
@@ -151,7 +151,7 @@ func (s *session) forwardParse(n int) error {
 		return err
 	}
 	if !queued {
-		s.stmts.resolveParse(e.parse, false) // skipped by the server
+		s.stmts.resolve(e.parse, false) // skipped by the server
 	}
 	switch {
 	case refusal != nil:
@@ -244,13 +244,13 @@ func (s *session) forwardBind(n int) error {
 	if refusal == nil {
 		refusal = s.checkExecutes(p.executes, relationsOf(p.res))
 	}
-	e := entry{kind: kindBind, refusal: refusal, bind: s.ports.bound(portalName, portal{executes: p.executes, sql: p.sql, res: p.res})}
+	e := entry{kind: kindBind, refusal: refusal, bind: s.ports.created(portalName, portal{executes: p.executes, sql: p.sql, res: p.res})}
 	queued, err := s.q.push(e)
 	if err != nil {
 		return err
 	}
 	if !queued {
-		s.ports.resolveBind(e.bind, false) // skipped by the server
+		s.ports.resolve(e.bind, false) // skipped by the server
 	}
 	if refusal != nil {
 		// A Bind of a statement that cannot exist fails where the refused one would have run.
@@ -488,9 +488,9 @@ func (s *session) completed(e *entry, typ byte) {
 	switch {
 	case e == nil:
 	case e.parse != nil && typ == '1':
-		s.stmts.resolveParse(e.parse, true)
+		s.stmts.resolve(e.parse, true)
 	case e.bind != nil && typ == '2':
-		s.ports.resolveBind(e.bind, true)
+		s.ports.resolve(e.bind, true)
 	case e.kind == kindClose && typ == '3':
 		if e.closeStmt {
 			s.stmts.closed(e.closed)
@@ -507,7 +507,7 @@ func (s *session) applyEffects(effects []rewrite.Effect) {
 	for _, ef := range effects {
 		switch ef.Kind {
 		case rewrite.EffectPrepare:
-			s.stmts.preparedInSQL(ef.Name)
+			s.stmts.set(ef.Name, prepared{}) // SQL PREPARE: no checks, no EXECUTE (the rewriter refuses both)
 		case rewrite.EffectDeallocate:
 			s.stmts.closed(ef.Name)
 		case rewrite.EffectDeallocateAll:
@@ -552,10 +552,10 @@ func (s *session) relayError(n int) error {
 	failed, skipped := s.q.fail()
 	for _, e := range append(skipped, entryOrZero(failed)) {
 		if e.parse != nil {
-			s.stmts.resolveParse(e.parse, false)
+			s.stmts.resolve(e.parse, false)
 		}
 		if e.bind != nil {
-			s.ports.resolveBind(e.bind, false)
+			s.ports.resolve(e.bind, false)
 		}
 	}
 	switch {

@@ -63,8 +63,8 @@ type entry struct {
 	res *rewrite.Result
 	// parse and bind are the records of a Parse and a Bind, whose outcomes the mirror of statements and
 	// portals needs (statements.go).
-	parse *parseRecord
-	bind  *bindRecord
+	parse *record[prepared]
+	bind  *record[portal]
 	// closed is the name of the statement (closeStmt) or portal a Close closes.
 	closed    string
 	closeStmt bool

@@ -68,8 +68,8 @@ type session struct {
 
 	q *queue
 	// stmts and ports mirror the session's prepared statements and portals (statements.go).
-	stmts *statements
-	ports *portals
+	stmts statements
+	ports portals
 	// tally counts what the server returns for the request in progress; only upstreamToClient uses it.
 	tally runTally
 	// sendErr is the first error of send, reported by flush.

@@ -53,97 +53,125 @@ type prepared struct {
 	res *rewrite.Result
 }
 
-// parseRecord is a Parse of a named (or the unnamed) statement whose outcome the queue reports.
-type parseRecord struct {
-	name string // as the server keys it
-	prepared
-}
-
-// statements mirrors the session's prepared statements.
-type statements struct {
+// mirror holds the server's objects of one kind, statements or portals, by name: the confirmed ones, the
+// ones whose creation the server has not answered yet, and those created in the current Sync segment.
+type mirror[T any] struct {
 	mu        sync.Mutex
-	confirmed map[string]prepared
-	pending   map[string][]*parseRecord
-	// segment holds the Parses of the current Sync segment.
-	segment map[string]prepared
+	confirmed map[string]T
+	pending   map[string][]*record[T]
+	// segment holds the objects created in the current Sync segment; only clientToUpstream uses it.
+	segment map[string]T
 }
 
-func newStatements() *statements {
-	return &statements{
-		confirmed: map[string]prepared{},
-		pending:   map[string][]*parseRecord{},
-		segment:   map[string]prepared{},
-	}
+// record is the creation of an object (a Parse, a Bind) whose outcome the queue reports.
+type record[T any] struct {
+	name string // as the server keys it
+	obj  T
 }
 
-// parsed records a Parse being forwarded and returns its record for the queue.
-func (st *statements) parsed(name string, p prepared) *parseRecord {
-	rec := &parseRecord{name: serverName(name), prepared: p}
-	st.segment[rec.name] = p
-	st.mu.Lock()
-	st.pending[rec.name] = append(st.pending[rec.name], rec)
-	st.mu.Unlock()
+func newMirror[T any]() *mirror[T] {
+	return &mirror[T]{confirmed: map[string]T{}, pending: map[string][]*record[T]{}, segment: map[string]T{}}
+}
+
+// created records the creation of an object being forwarded and returns its record for the queue.
+func (m *mirror[T]) created(name string, obj T) *record[T] {
+	rec := &record[T]{name: serverName(name), obj: obj}
+	m.segment[rec.name] = obj
+	m.mu.Lock()
+	m.pending[rec.name] = append(m.pending[rec.name], rec)
+	m.mu.Unlock()
 	return rec
 }
 
 // synced starts a new Sync segment.
-func (st *statements) synced() { clear(st.segment) }
+func (m *mirror[T]) synced() { clear(m.segment) }
 
-// forBind returns what a Bind of statement name must be checked for: whichever statement the server
-// binds. A Parse of the name earlier in the same Sync segment is the one: if it failed, the server skips
-// the Bind too. Otherwise it is the union of the confirmed statement and every Parse of the name whose
-// outcome is not known yet.
-func (st *statements) forBind(name string) prepared {
-	name = serverName(name)
-	if p, ok := st.segment[name]; ok {
-		return p
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	c := st.confirmed[name]
-	p := prepared{checks: slices.Clone(c.checks), alertChecks: slices.Clone(c.alertChecks), executes: slices.Clone(c.executes), sql: c.sql, res: c.res}
-	for _, rec := range st.pending[name] {
-		p.checks = append(p.checks, rec.checks...)
-		p.alertChecks = append(p.alertChecks, rec.alertChecks...)
-		p.executes = append(p.executes, rec.executes...)
-		p.sql, p.res = rec.sql, rec.res
-	}
-	return p
-}
-
-// resolveParse records the outcome of a Parse.
-func (st *statements) resolveParse(p *parseRecord, ok bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.pending[p.name] = slices.DeleteFunc(st.pending[p.name], func(q *parseRecord) bool { return q == p })
-	if len(st.pending[p.name]) == 0 {
-		delete(st.pending, p.name)
+// resolve records the outcome of a creation: the server confirmed it, or refused or skipped it.
+func (m *mirror[T]) resolve(rec *record[T], ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pending[rec.name] = slices.DeleteFunc(m.pending[rec.name], func(r *record[T]) bool { return r == rec })
+	if len(m.pending[rec.name]) == 0 {
+		delete(m.pending, rec.name)
 	}
 	if ok {
-		st.confirmed[p.name] = p.prepared
+		m.confirmed[rec.name] = rec.obj
 	}
 }
 
-// preparedInSQL records a statement SQL PREPARE created: it has no parameter checks (the rewriter refuses
-// a tenant value as a parameter of PREPARE) and runs no EXECUTE.
-func (st *statements) preparedInSQL(name string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.confirmed[serverName(name)] = prepared{}
+// set records an object the server confirmed without a creation of its own (SQL PREPARE).
+func (m *mirror[T]) set(name string, obj T) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.confirmed[serverName(name)] = obj
 }
 
-// closed records that the server closed (or deallocated) statement name.
-func (st *statements) closed(name string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	delete(st.confirmed, serverName(name))
+// closed records that the server dropped object name.
+func (m *mirror[T]) closed(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.confirmed, serverName(name))
 }
 
-// closedAll records that the server dropped every prepared statement.
-func (st *statements) closedAll() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	clear(st.confirmed)
+// closedAll records that the server dropped every object of the kind.
+func (m *mirror[T]) closedAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.confirmed)
+}
+
+// candidates returns what name may be when the server uses it: the object created in this Sync segment
+// (inSegment; the server skips the use if that creation failed), or else the confirmed one (if any) and
+// every pending creation.
+func (m *mirror[T]) candidates(name string) (objs []T, inSegment bool) {
+	name = serverName(name)
+	if obj, ok := m.segment[name]; ok {
+		return []T{obj}, true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if obj, ok := m.confirmed[name]; ok {
+		objs = append(objs, obj)
+	}
+	for _, rec := range m.pending[name] {
+		objs = append(objs, rec.obj)
+	}
+	return objs, false
+}
+
+// all returns every object that exists or may come to exist.
+func (m *mirror[T]) all() []T {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []T
+	for _, obj := range m.confirmed {
+		out = append(out, obj)
+	}
+	for _, recs := range m.pending {
+		for _, rec := range recs {
+			out = append(out, rec.obj)
+		}
+	}
+	return out
+}
+
+// statements mirrors the session's prepared statements.
+type statements struct{ *mirror[prepared] }
+
+func newStatements() statements { return statements{newMirror[prepared]()} }
+
+// forBind returns what a Bind of statement name must be checked for: the union over every statement the
+// server may bind. Its text and decision, for accounting, are those of the latest.
+func (st statements) forBind(name string) prepared {
+	cands, _ := st.candidates(name)
+	var p prepared
+	for _, c := range cands {
+		p.checks = append(p.checks, c.checks...)
+		p.alertChecks = append(p.alertChecks, c.alertChecks...)
+		p.executes = append(p.executes, c.executes...)
+		p.sql, p.res = c.sql, c.res
+	}
+	return p
 }
 
 // portal is what the proxy knows of a portal: the SQL EXECUTEs it runs and the statement, for accounting.
@@ -153,98 +181,31 @@ type portal struct {
 	res      *rewrite.Result
 }
 
-// bindRecord is a Bind of a portal whose outcome the queue reports.
-type bindRecord struct {
-	name string // as the server keys it
-	portal
-}
-
 // portals mirrors the session's portals.
-type portals struct {
-	mu        sync.Mutex
-	confirmed map[string]portal
-	pending   map[string][]*bindRecord
-	// segment holds the Binds of the current Sync segment.
-	segment map[string]portal
-}
+type portals struct{ *mirror[portal] }
 
-func newPortals() *portals {
-	return &portals{confirmed: map[string]portal{}, pending: map[string][]*bindRecord{}, segment: map[string]portal{}}
-}
-
-// bound records a Bind being forwarded and returns its record for the queue.
-func (ps *portals) bound(name string, p portal) *bindRecord {
-	rec := &bindRecord{name: serverName(name), portal: p}
-	ps.segment[rec.name] = p
-	ps.mu.Lock()
-	ps.pending[rec.name] = append(ps.pending[rec.name], rec)
-	ps.mu.Unlock()
-	return rec
-}
-
-// synced starts a new Sync segment.
-func (ps *portals) synced() { clear(ps.segment) }
-
-// resolveBind records the outcome of a Bind.
-func (ps *portals) resolveBind(b *bindRecord, ok bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.pending[b.name] = slices.DeleteFunc(ps.pending[b.name], func(q *bindRecord) bool { return q == b })
-	if len(ps.pending[b.name]) == 0 {
-		delete(ps.pending, b.name)
-	}
-	if ok {
-		ps.confirmed[b.name] = b.portal
-	}
-}
-
-// closed records that the server closed portal name.
-func (ps *portals) closed(name string) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	delete(ps.confirmed, serverName(name))
-}
-
-// closedAll records that the server dropped every portal: CLOSE ALL, DISCARD ALL, or the end of the
-// transaction.
-func (ps *portals) closedAll() {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	clear(ps.confirmed)
-}
+func newPortals() portals { return portals{newMirror[portal]()} }
 
 // forExecute returns the portal an Execute of name runs, for accounting: the one a Bind of this Sync
-// segment created, else the confirmed one.
-func (ps *portals) forExecute(name string) portal {
-	name = serverName(name)
-	if p, ok := ps.segment[name]; ok {
-		return p
+// segment created, else the confirmed one (the latest pending Bind if none is confirmed).
+func (ps portals) forExecute(name string) portal {
+	cands, _ := ps.candidates(name)
+	if len(cands) == 0 {
+		return portal{}
 	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.confirmed[name]
+	return cands[0]
 }
 
 // executing returns every SQL EXECUTE of statement name that a portal which exists, or may come to
 // exist, runs.
-func (ps *portals) executing(name string) []rewrite.Execute {
+func (ps portals) executing(name string) []rewrite.Execute {
 	name = serverName(name)
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
 	var out []rewrite.Execute
-	add := func(p portal) {
+	for _, p := range ps.all() {
 		for _, e := range p.executes {
 			if serverName(e.Name) == name {
 				out = append(out, e)
 			}
-		}
-	}
-	for _, p := range ps.confirmed {
-		add(p)
-	}
-	for _, recs := range ps.pending {
-		for _, r := range recs {
-			add(r.portal)
 		}
 	}
 	return out
