@@ -67,23 +67,13 @@ CREATE VIEW items_with_tables AS SELECT i.workspace_id, i.id,
 // newAdvSide is newIsolationSide over advTables, with configuration options.
 func newAdvSide(t *testing.T, withGlobex bool, opts ...func(*config.Config)) *isolationSide {
 	t.Helper()
-	rows := isolationRows(withGlobex)
-	s := &isolationSide{p: startProxyWith(t, advTables+rows, append([]func(*config.Config){isolationGlobal}, opts...)...), rows: rows}
-	s.admin = s.p.Admin(t)
-	ctx := ctxT(t, 10*time.Second)
-	// The upstream role's own mapping: pg_user_mappings shows its options to it.
-	if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT USAGE ON FOREIGN SERVER adv_server TO %[1]s; CREATE USER MAPPING FOR %[1]s SERVER adv_server OPTIONS (password 'GLOBEX_SECRET_ROLE_MAPPING')",
-		pgx.Identifier{s.p.DB.Role}.Sanitize())); err != nil {
-		t.Fatal(err)
-	}
-	s.data = isolationSnapshot(t, ctx, s.admin, false)
-	if withGlobex {
-		s.globex = isolationSnapshot(t, ctx, s.admin, true)
-		if _, err := s.p.Connect(t, globex).Exec(ctx, "SELECT 'GLOBEX_SECRET_SESSION_QUERY', count(*) FROM items"); err != nil {
+	return startIsolationSide(t, withGlobex, advTables, func(ctx context.Context, s *isolationSide) {
+		// The upstream role's own mapping: pg_user_mappings shows its options to it.
+		if _, err := s.admin.Exec(ctx, fmt.Sprintf("GRANT USAGE ON FOREIGN SERVER adv_server TO %[1]s; CREATE USER MAPPING FOR %[1]s SERVER adv_server OPTIONS (password 'GLOBEX_SECRET_ROLE_MAPPING')",
+			pgx.Identifier{s.p.DB.Role}.Sanitize())); err != nil {
 			t.Fatal(err)
 		}
-	}
-	return s
+	}, opts...)
 }
 
 // advTally counts the cases of one class of the suite, by group.

@@ -606,10 +606,20 @@ type isolationSide struct {
 
 func newIsolationSide(t *testing.T, withGlobex bool) *isolationSide {
 	t.Helper()
+	return startIsolationSide(t, withGlobex, isolationTables, nil)
+}
+
+// startIsolationSide starts a side over tables (isolationTables or a superset) with isolationRows, and
+// the configuration options; setup, when set, runs before the rows are snapshotted.
+func startIsolationSide(t *testing.T, withGlobex bool, tables string, setup func(context.Context, *isolationSide), opts ...func(*config.Config)) *isolationSide {
+	t.Helper()
 	rows := isolationRows(withGlobex)
-	s := &isolationSide{p: startProxyWith(t, isolationTables+rows, isolationGlobal), rows: rows}
+	s := &isolationSide{p: startProxyWith(t, tables+rows, append([]func(*config.Config){isolationGlobal}, opts...)...), rows: rows}
 	s.admin = s.p.Admin(t)
 	ctx := ctxT(t, 10*time.Second)
+	if setup != nil {
+		setup(ctx, s)
+	}
 	s.data = isolationSnapshot(t, ctx, s.admin, false)
 	if withGlobex {
 		s.globex = isolationSnapshot(t, ctx, s.admin, true)
