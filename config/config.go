@@ -53,7 +53,8 @@ type Config struct {
 	GlobalTables []string `yaml:"global_tables"`
 	// WritableGlobalTables are global tables every workspace may also write. Default none.
 	WritableGlobalTables []string `yaml:"writable_global_tables"`
-	// AllowedFunctions are user-defined functions statements may call, as "schema.name" or "name".
+	// AllowedFunctions are user-defined functions statements may call, as "schema.name" or "name":
+	// anything initdb did not create, extension members and objects in pg_catalog included.
 	// User-defined functions can read any row, so none is allowed by default.
 	AllowedFunctions []string `yaml:"allowed_functions"`
 	// DeniedFunctions are built-in functions to refuse in addition to tenantproxy's denylist (see the

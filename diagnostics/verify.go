@@ -51,12 +51,11 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 	}
 	var tenants []*rewrite.Relation
 	for _, schema := range sortedKeys(cat.Relations) {
-		if schema == "pg_catalog" || schema == "information_schema" {
-			continue
-		}
 		for _, name := range sortedKeys(cat.Relations[schema]) {
 			r := cat.Relations[schema][name]
 			switch {
+			case r.Builtin:
+				// PostgreSQL's own: the catalog rules apply.
 			case r.IsTenant():
 				tenants = append(tenants, r)
 			case !r.Global && r.Kind != rewrite.KindSequence:
@@ -79,6 +78,9 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 		}
 	}
 
+	if err := checkExtensions(ctx, conn, opts.Rewriter, add); err != nil {
+		return nil, err
+	}
 	if err := checkDefinitions(ctx, conn, opts.WorkspaceIDs, add); err != nil {
 		return nil, err
 	}
@@ -142,6 +144,79 @@ var schemaChecks = []struct {
 		 JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid
 		 WHERE v.relkind IN ('v','m') AND %[2]s = ANY($1::text[])
 		   AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v.oid AND a.attname = $2 AND NOT a.attisdropped)`},
+}
+
+// extensionsQuery lists every installed extension's member objects: the extension, its version and
+// schema, the object's class (pg_proc, pg_class, pg_type, pg_operator, pg_cast...), its schema and name
+// where it has one.
+const extensionsQuery = `SELECT e.extname::text, e.extversion, n.nspname::text, d.classid::regclass::text,
+	coalesce((SELECT pn.nspname || '.' || p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+		WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND p.oid = d.objid),
+		(SELECT cn.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+		WHERE d.classid = 'pg_catalog.pg_class'::regclass AND c.oid = d.objid), '')
+FROM pg_catalog.pg_extension e
+JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.refobjid = e.oid AND d.deptype = 'e'
+ORDER BY 1, 4, 5`
+
+// checkExtensions reports each installed extension, what it holds, and which of its objects a workspace
+// can reach through the rewriter: functions in allowed_functions, relations with the tenant column or
+// declared global. Nothing of an extension is reachable otherwise, whatever schema it put it in. A global
+// extension relation is a warning: every workspace reads all of it.
+func checkExtensions(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, add func(string, Severity, string, string, ...any)) error {
+	rows, err := conn.Query(ctx, extensionsQuery)
+	if err != nil {
+		return fmt.Errorf("check extensions: %w", err)
+	}
+	type ext struct {
+		version, schema string
+		classes         map[string]int
+		reachable       []string
+	}
+	exts := map[string]*ext{}
+	var order []string
+	var name, version, schema, class, object string
+	_, err = pgx.ForEachRow(rows, []any{&name, &version, &schema, &class, &object}, func() error {
+		e := exts[name]
+		if e == nil {
+			e = &ext{version: version, schema: schema, classes: map[string]int{}}
+			exts[name] = e
+			order = append(order, name)
+		}
+		e.classes[class]++
+		s, n, _ := strings.Cut(object, ".")
+		switch class {
+		case "pg_proc":
+			if rw.FunctionRefusal(s, n) == "" {
+				e.reachable = append(e.reachable, "function "+object)
+			}
+		case "pg_class":
+			if r := rw.Catalog().Relation(s, n); r != nil && (r.IsTenant() || r.Global) {
+				e.reachable = append(e.reachable, "relation "+object)
+				if r.Global {
+					add("extension_relation_global", SeverityWarning, object, "belongs to extension %s and is declared global: every workspace reads all of it", name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check extensions: %w", err)
+	}
+	for _, name := range order {
+		e := exts[name]
+		var held []string
+		for _, c := range sortedKeys(e.classes) {
+			held = append(held, fmt.Sprintf("%d %s", e.classes[c], c))
+		}
+		reach := "none of them"
+		if len(e.reachable) > 0 {
+			reach = strings.Join(e.reachable, ", ")
+		}
+		add("extension", SeverityInfo, "", "extension %s %s (schema %s) holds %s; a workspace can reach %s",
+			name, e.version, e.schema, strings.Join(held, ", "), reach)
+	}
+	return nil
 }
 
 // definitionsQuery returns the schema metadata every workspace may read, as it reads it (object, definition):

@@ -244,3 +244,48 @@ INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2);`)
 		}
 	}
 }
+
+// TestVerifyListsExtensions checks verify lists each installed extension with what a workspace can reach
+// of it: nothing unless allowed, and a warning for an extension relation declared global.
+func TestVerifyListsExtensions(t *testing.T) {
+	db := pgtest.NewDatabase(t, `CREATE EXTENSION citext; CREATE EXTENSION pg_trgm; CREATE EXTENSION pg_stat_statements;
+		CREATE TABLE sound (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id", Global: []string{"pg_stat_statements"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id",
+		AllowedFunctions: []string{"public.similarity"}})
+	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"extension citext":             {"pg_proc", "pg_type", "a workspace can reach none of them"},
+		"extension pg_trgm":            {"pg_operator", "a workspace can reach function public.similarity"},
+		"extension pg_stat_statements": {"relation public.pg_stat_statements"},
+		"extension plpgsql":            {"a workspace can reach none of them"},
+	}
+	for prefix, parts := range want {
+		i := slices.IndexFunc(findings, func(f Finding) bool { return f.Check == "extension" && strings.HasPrefix(f.Message, prefix+" ") })
+		if i < 0 {
+			t.Errorf("no finding for %s in %+v", prefix, findings)
+			continue
+		}
+		for _, p := range parts {
+			if !strings.Contains(findings[i].Message, p) {
+				t.Errorf("%s: %q lacks %q", prefix, findings[i].Message, p)
+			}
+		}
+	}
+	if k := keys(findings); k[findingKey{"extension_relation_global", "public.pg_stat_statements"}] != SeverityWarning {
+		t.Errorf("no warning for the global extension view pg_stat_statements: %+v", findings)
+	}
+}

@@ -53,6 +53,16 @@ func Builtin() *Catalog {
 	return builtinCatalog().clone()
 }
 
+// EmbeddedBuiltins returns the list of objects initdb creates, for the server version the embedded
+// snapshot was taken from. It is shared: callers must not change it.
+func EmbeddedBuiltins() *Builtins {
+	if b := builtinCatalog().Builtins; b != nil {
+		return b
+	}
+	// A snapshot without the list: judge by OID and extension membership alone.
+	return &Builtins{}
+}
+
 // clone returns a deep copy of c: no map, slice or Relation is shared with c.
 func (c *Catalog) clone() *Catalog {
 	out := &Catalog{
@@ -66,6 +76,20 @@ func (c *Catalog) clone() *Catalog {
 		Types:              maps.Clone(c.Types),
 		BinaryCoercible:    maps.Clone(c.BinaryCoercible),
 		ServerVersion:      c.ServerVersion,
+		UserOperators:      make(map[string][]string, len(c.UserOperators)),
+		UserTypes:          make(map[string]*UserType, len(c.UserTypes)),
+		UserCasts:          maps.Clone(c.UserCasts),
+		// Shared: nothing changes a catalog's Builtins after it is read.
+		Builtins: c.Builtins,
+	}
+	for name, fns := range c.UserOperators {
+		out.UserOperators[name] = slices.Clone(fns)
+	}
+	for name, ut := range c.UserTypes {
+		out.UserTypes[name] = &UserType{Enum: ut.Enum, Input: ut.Input, Calls: slices.Clone(ut.Calls), Over: slices.Clone(ut.Over)}
+	}
+	if out.UserCasts == nil {
+		out.UserCasts = map[CastKey]string{}
 	}
 	// maps.Clone keeps nil maps nil; a catalog callers add to needs them allocated.
 	if out.OperatorResults == nil {
@@ -120,7 +144,7 @@ func (r *Relation) clone() *Relation {
 
 // catalogFormat is the version of the encoding below; UnmarshalCatalog refuses others, so a snapshot
 // written by a newer generator fails loudly instead of decoding into a half-empty catalog.
-const catalogFormat = 2
+const catalogFormat = 3
 
 // catalogJSON is the serialized form of a Catalog. Go maps with struct keys have no JSON form, and map
 // iteration order is random, so every map of pointers becomes a list sorted by its key: the same catalog
@@ -135,6 +159,17 @@ type catalogJSON struct {
 	Casts           []castJSON        `json:"casts"`
 	Types           map[string]uint32 `json:"types"`           // encoding/json sorts map keys
 	BinaryCoercible map[uint32]uint32 `json:"binaryCoercible"` // keys as decimal strings, sorted
+	// Builtins are the signatures of the objects initdb created on the server read (sorted).
+	Builtins      []string             `json:"builtins,omitempty"`
+	UserOperators map[string][]string  `json:"userOperators,omitempty"`
+	UserTypes     map[string]*UserType `json:"userTypes,omitempty"`
+	UserCasts     []userCastJSON       `json:"userCasts,omitempty"`
+}
+
+type userCastJSON struct {
+	Source   uint32 `json:"source"`
+	Target   uint32 `json:"target"`
+	Function string `json:"function,omitempty"`
 }
 
 type relationJSON struct {
@@ -148,6 +183,7 @@ type relationJSON struct {
 	WritableGlobal bool         `json:"writableGlobal,omitempty"`
 	Reads          []string     `json:"reads,omitempty"`
 	Calls          []string     `json:"calls,omitempty"`
+	Builtin        bool         `json:"builtin,omitempty"`
 }
 
 type columnJSON struct {
@@ -179,6 +215,7 @@ type functionJSON struct {
 	Stable    bool   `json:"stable,omitempty"`
 	Immutable bool   `json:"immutable,omitempty"`
 	Result    uint32 `json:"result,omitempty"`
+	Builtin   bool   `json:"builtin,omitempty"`
 }
 
 // MarshalCatalog encodes c as JSON, deterministically: equal catalogs give equal bytes. It is the format
@@ -194,13 +231,28 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 		Casts:           []castJSON{},
 		Types:           c.Types,
 		BinaryCoercible: c.BinaryCoercible,
+		UserOperators:   c.UserOperators,
+		UserTypes:       c.UserTypes,
 	}
+	if c.Builtins != nil {
+		out.ServerVersion = c.Builtins.ServerVersion
+		for sig := range c.Builtins.Signatures {
+			out.Builtins = append(out.Builtins, sig)
+		}
+		slices.Sort(out.Builtins)
+	}
+	for k, fn := range c.UserCasts {
+		out.UserCasts = append(out.UserCasts, userCastJSON{Source: k.Source, Target: k.Target, Function: fn})
+	}
+	slices.SortFunc(out.UserCasts, func(a, b userCastJSON) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target))
+	})
 	for _, rels := range c.Relations {
 		for _, r := range rels {
 			rj := relationJSON{
 				Schema: r.Schema, Name: r.Name, Kind: string(rune(r.Kind)), Tenant: r.Tenant,
 				UniqueKeys: r.UniqueKeys, Global: r.Global, WritableGlobal: r.WritableGlobal,
-				Reads: r.Reads, Calls: r.Calls,
+				Reads: r.Reads, Calls: r.Calls, Builtin: r.Builtin,
 			}
 			for _, col := range r.Columns {
 				rj.Columns = append(rj.Columns, columnJSON(col))
@@ -255,6 +307,24 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		Types:              in.Types,
 		BinaryCoercible:    in.BinaryCoercible,
 		ServerVersion:      in.ServerVersion,
+		UserOperators:      in.UserOperators,
+		UserTypes:          in.UserTypes,
+		UserCasts:          make(map[CastKey]string, len(in.UserCasts)),
+	}
+	if len(in.Builtins) > 0 {
+		c.Builtins = &Builtins{ServerVersion: in.ServerVersion, Signatures: make(map[string]bool, len(in.Builtins))}
+		for _, sig := range in.Builtins {
+			c.Builtins.Signatures[sig] = true
+		}
+	}
+	for _, uc := range in.UserCasts {
+		c.UserCasts[CastKey{uc.Source, uc.Target}] = uc.Function
+	}
+	if c.UserOperators == nil {
+		c.UserOperators = map[string][]string{}
+	}
+	if c.UserTypes == nil {
+		c.UserTypes = map[string]*UserType{}
 	}
 	if c.Types == nil {
 		c.Types = map[string]uint32{}
@@ -272,7 +342,7 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		r := &Relation{
 			Schema: rj.Schema, Name: rj.Name, Kind: RelKind(rj.Kind[0]), Tenant: rj.Tenant,
 			UniqueKeys: rj.UniqueKeys, Global: rj.Global, WritableGlobal: rj.WritableGlobal,
-			Reads: rj.Reads, Calls: rj.Calls,
+			Reads: rj.Reads, Calls: rj.Calls, Builtin: rj.Builtin,
 		}
 		for _, col := range rj.Columns {
 			r.Columns = append(r.Columns, Column(col))

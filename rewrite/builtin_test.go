@@ -80,11 +80,14 @@ func TestBuiltin(t *testing.T) {
 		t.Errorf("BinaryCoercible has text, the preferred string type: its own operators apply")
 	}
 	for _, want := range []*Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16},
-		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
-		{Schema: "pg_catalog", Name: "random", Result: 701},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20},
+		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true, Builtin: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16, Builtin: true},
+		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184, Builtin: true},
+		{Schema: "pg_catalog", Name: "random", Result: 701, Builtin: true},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20, Builtin: true},
+		{Schema: "information_schema", Name: "_pg_expandarray", Stable: true, Immutable: true, Builtin: true},
+		// Created by initdb, but as a member of the plpgsql extension: not PostgreSQL's own.
+		{Schema: "pg_catalog", Name: "plpgsql_call_handler"},
 	} {
 		if diff := cmp.Diff(want, c.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
@@ -95,6 +98,23 @@ func TestBuiltin(t *testing.T) {
 	}
 	if c.ServerVersion < 10 {
 		t.Errorf("ServerVersion = %d, want the snapshot server's major version", c.ServerVersion)
+	}
+	for _, r := range c.Relations["pg_catalog"] {
+		if !r.Builtin {
+			t.Errorf("%s is not marked built-in", r.QualifiedName())
+		}
+	}
+	b := EmbeddedBuiltins()
+	if b.ServerVersion != c.ServerVersion {
+		t.Errorf("EmbeddedBuiltins().ServerVersion = %d, want %d", b.ServerVersion, c.ServerVersion)
+	}
+	for _, sig := range []string{"f:information_schema._pg_expandarray(2277)2249", "r:pg_catalog.pg_class:r", "t:pg_catalog.int4", "o:pg_catalog.=(23,23)16", "c:23>20"} {
+		if !b.Signatures[sig] {
+			t.Errorf("the embedded built-in list lacks %s", sig)
+		}
+	}
+	if len(c.UserOperators)+len(c.UserTypes)+len(c.UserCasts) != 0 {
+		t.Errorf("the snapshot holds objects that are not built-in: %v %v %v", c.UserOperators, c.UserTypes, c.UserCasts)
 	}
 }
 
@@ -163,7 +183,14 @@ func TestMarshalCatalog(t *testing.T) {
 		Types:              map[string]uint32{"int4": testOIDInt4, "pg_catalog.int4": testOIDInt4, "text": testOIDText},
 		BinaryCoercible:    map[uint32]uint32{testOIDVarchar: testOIDText, testOIDInt4: testOIDOid},
 		ServerVersion:      15,
+		UserOperators:      map[string][]string{"%": {"public.similarity_op"}},
+		UserTypes: map[string]*UserType{"public.citext": {Input: "public.citextin"}, "public.status": {Enum: true},
+			"public.email": {Calls: []string{"pg_catalog.lower"}, Over: []string{"public.citext"}}},
+		UserCasts: map[CastKey]string{{testOIDInt4, testOIDText}: "public.evil"},
+		Builtins:  &Builtins{ServerVersion: 15, Signatures: map[string]bool{"f:pg_catalog.lower(25)25": true, "t:pg_catalog.int4": true}},
 	}
+	c.Relations["public"]["plans"].Builtin = true
+	c.Functions["pg_catalog"]["lower"].Builtin = true
 	data, err := MarshalCatalog(c)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +212,7 @@ func TestMarshalCatalog(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 
-	for _, bad := range []string{`{"format": 1}`, `{"format": 2, "relations": [{"schema": "s", "name": "r", "kind": "r", "tenant": 3}]}`, `[`} {
+	for _, bad := range []string{`{"format": 2}`, `{"format": 3, "relations": [{"schema": "s", "name": "r", "kind": "r", "tenant": 3}]}`, `[`} {
 		if _, err := UnmarshalCatalog([]byte(bad)); err == nil {
 			t.Errorf("UnmarshalCatalog(%s) succeeded, want an error", bad)
 		}

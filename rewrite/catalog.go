@@ -46,6 +46,10 @@ type Relation struct {
 	// reads and calls directly ("schema.name"): a view is only as harmless as what it reads.
 	Reads []string
 	Calls []string
+	// Builtin is set for the relations initdb created (see Builtins): only they get the catalog rules
+	// (readable unless refused by name). Any other relation, in whatever schema, is the application's or
+	// an extension's, and is readable only with the tenant column or when declared global.
+	Builtin bool
 }
 
 // IsTenant reports whether the relation holds tenant data: it has the tenant column.
@@ -101,6 +105,40 @@ type Function struct {
 	Immutable bool
 	// Result is the type every overload returns, or 0 when they differ or it is polymorphic.
 	Result uint32
+	// Builtin is true only when every overload is what initdb created (see Builtins). Any other function
+	// — an extension's, or one a superuser created in pg_catalog — is refused unless allowed_functions
+	// lists it.
+	Builtin bool
+}
+
+// UserType is a type that initdb did not create. Its conversion (a cast to it, a literal read as it) may
+// run code other than PostgreSQL's own: a domain's checks, an extension type's input function, and
+// whatever what it is made of runs.
+type UserType struct {
+	// Enum is set for an enum, whose conversions run only PostgreSQL's code.
+	Enum bool `json:"enum,omitempty"`
+	// Input is, for a base, range or multirange type, its input function ("schema.name"): code of the
+	// extension that created the type.
+	Input string `json:"input,omitempty"`
+	// Calls are the functions a domain's checks call ("schema.name").
+	Calls []string `json:"calls,omitempty"`
+	// Over are the types it is made of ("schema.name"): a domain's base type, an array's element type, a
+	// composite type's attribute types.
+	Over []string `json:"over,omitempty"`
+}
+
+// FirstNormalObjectID is PostgreSQL's FirstNormalObjectId: initdb assigns OIDs below it, and every object
+// created afterwards gets one at or above it.
+const FirstNormalObjectID = 16384
+
+// Builtins lists, by signature, the objects initdb creates for one server major version: functions
+// ("f:schema.name(argument type OIDs)result type OID"), operators ("o:schema.name(left,right)result"),
+// relations ("r:schema.name:kind"), types ("t:schema.name") and casts ("c:source>target"). An object is
+// built-in when its OID is below FirstNormalObjectID, it belongs to no extension, and, where the list is
+// for the server's major version, its signature is listed.
+type Builtins struct {
+	ServerVersion int
+	Signatures    map[string]bool
 }
 
 // Catalog is what the rewriter knows of the upstream database. It is built once per load and never
@@ -130,6 +168,19 @@ type Catalog struct {
 	BinaryCoercible map[uint32]uint32
 	// ServerVersion is the upstream's major version (for example 15), or 0 when unknown.
 	ServerVersion int
+	// UserOperators maps the name of every binary operator that initdb did not create to the functions
+	// that implement it ("schema.name"). Such operators are not in Operators: an expression using the
+	// name is refused unless it resolves to a built-in operator or every one of those functions is
+	// allowed.
+	UserOperators map[string][]string
+	// UserTypes are the types, by "schema.name", whose conversion may run code that is not PostgreSQL's.
+	UserTypes map[string]*UserType
+	// UserCasts are the casts initdb did not create, with the function that performs each ("" for a
+	// binary or input/output cast, which runs the types' own code).
+	UserCasts map[CastKey]string
+	// Builtins is the built-in list this catalog's objects were judged by, when it was read from a server:
+	// its initdb-created candidates, which the generator embeds. Nil for catalogs built from DDL alone.
+	Builtins *Builtins
 }
 
 // Relation looks up a relation by schema and name.

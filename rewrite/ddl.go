@@ -449,6 +449,21 @@ func (b *ddlBuilder) createDomain(s *pg_query.CreateDomainStmt, schema string) {
 		}
 		b.cat.Types[b.creationSchema(schema)+"."+name] = oid
 	}
+	// A domain is not PostgreSQL's: a conversion to it runs its checks, and whatever its base type runs.
+	ut := &UserType{}
+	for _, c := range s.Constraints {
+		if con := c.GetConstraint(); con != nil && con.RawExpr != nil {
+			_, calls := queryDependencies(con.RawExpr, b.cat)
+			ut.Calls = append(ut.Calls, calls...)
+		}
+	}
+	if tn := b.cat.typeKey(s.TypeName); tn != "" {
+		ut.Over = []string{tn}
+	}
+	if b.cat.UserTypes == nil {
+		b.cat.UserTypes = map[string]*UserType{}
+	}
+	b.cat.UserTypes[b.creationSchema(schema)+"."+name] = ut
 }
 
 func (b *ddlBuilder) createFunction(s *pg_query.CreateFunctionStmt, schema string) {
@@ -497,6 +512,12 @@ func (b *ddlBuilder) putFunction(names []string, schema string, f Function) {
 		old.Leakproof = old.Leakproof && f.Leakproof
 		old.Aggregate = old.Aggregate && f.Aggregate
 		old.Stable = old.Stable && f.Stable
+		old.Immutable = old.Immutable && f.Immutable
+		if old.Result != f.Result {
+			old.Result = 0
+		}
+		// An overload of a built-in name created afterwards makes the name someone else's.
+		old.Builtin = old.Builtin && f.Builtin
 		return
 	}
 	b.cat.Functions[f.Schema][f.Name] = &f

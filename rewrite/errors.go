@@ -35,6 +35,12 @@ const (
 	// ReasonFunction: a built-in function on the denylist, or a user-defined function not in
 	// allowed_functions.
 	ReasonFunction Reason = "function_refused"
+	// ReasonOperator: an operator that PostgreSQL did not create (an extension's, or a user's) whose
+	// functions are not in allowed_functions.
+	ReasonOperator Reason = "operator_refused"
+	// ReasonType: a conversion to a type whose checks or input function are not PostgreSQL's and not
+	// allowed, or a cast that PostgreSQL did not create.
+	ReasonType Reason = "type_refused"
 	// ReasonUnknownFunction: a function the catalog does not know.
 	ReasonUnknownFunction Reason = "unknown_function"
 	// ReasonProtectedSetting: SET or set_config() of a setting that changes the tenant context or how the

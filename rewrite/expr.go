@@ -205,12 +205,20 @@ func (a *analyzer) typeCast(e *pg_query.TypeCast, sc *scope) (exprInfo, error) {
 		return arg, err
 	}
 	typ := a.typeOID(e.TypeName)
+	if key := a.cat.typeKey(e.TypeName); key != "" && !a.isWholeRowCast(e, sc) {
+		if r := a.typeRefusal(key); r != "" {
+			return arg, a.at(refusef(ReasonType, "type %s is refused: %s", key, r), e.Location)
+		}
+	}
 	plain := typ != 0 && len(e.TypeName.Typmods) == 0 && a.builtinType(e.TypeName)
 	info := exprInfo{typ: typ, rowDep: arg.rowDep, fallible: arg.fallible, folded: arg.folded}
 	noop := plain && (arg.typ == typ || a.coerce(arg.typ) == a.coerce(typ))
 	// An untyped literal is read as the cast's type by the parser, and an untyped parameter is given
 	// that type, its value read when it is bound: neither is converted while the statement runs.
 	untyped := len(e.TypeName.Typmods) == 0 && arg.typ == oidUnknown && (e.Arg.GetAConst() != nil || e.Arg.GetParamRef() != nil)
+	if r := a.castRefusal(arg.typ, typ); r != "" && !noop && !untyped && len(e.TypeName.ArrayBounds) == 0 {
+		return arg, a.at(refusef(ReasonType, "the cast to %s is refused: %s", strings.Join(names(e.TypeName.Names), "."), r), e.Location)
+	}
 	cast, known := a.cat.Casts[CastKey{arg.typ, typ}]
 	switch {
 	case noop:
@@ -306,7 +314,7 @@ func (a *analyzer) infallible(fc *pg_query.FuncCall) bool {
 		return true
 	}
 	schemas, name := a.functionSchemas(fc)
-	if len(schemas) != 1 || schemas[0] != "pg_catalog" {
+	if !a.builtinCall(schemas, name) {
 		return false
 	}
 	switch {
@@ -380,7 +388,7 @@ func constType(c *pg_query.A_Const) uint32 {
 }
 
 // aExpr analyzes an operator expression.
-func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
+func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) {
 	l, err := a.expr(e.Lexpr, sc)
 	if err != nil {
 		return l, err
@@ -392,6 +400,26 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 	}
 	// An operator outside pg_catalog is user-defined: nothing is known of it.
 	builtinOp := len(op) == 1 || len(op) == 2 && op[0] == "pg_catalog"
+	// The first operator that may be one PostgreSQL did not create, refused once the analysis is done.
+	var refusedOp string
+	defer func() {
+		if err == nil && refusedOp != "" {
+			funcs := a.cat.UserOperators[refusedOp]
+			if len(funcs) == 0 {
+				err = a.at(refusef(ReasonOperator, "operator %s is not PostgreSQL's, and tenantproxy's catalog does not know it", strings.Join(op, ".")), e.Location)
+			} else {
+				err = a.at(refusef(ReasonOperator, "operator %s may resolve to one PostgreSQL did not create (implemented by %s); list those functions in allowed_functions if they are safe",
+					refusedOp, strings.Join(funcs, ", ")), e.Location)
+			}
+		}
+	}()
+	if !builtinOp || e.Lexpr == nil {
+		// A schema-qualified operator of another schema, or a prefix operator, whose operand types the
+		// catalog's binary operators do not tell.
+		if a.userOperatorRefused(name, !builtinOp) {
+			refusedOp = name
+		}
+	}
 	info := exprInfo{safe: l.safe, fallible: l.fallible, folded: l.folded}
 	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof;
 	// anywhere, each must be leakproof or folded, or it may fail.
@@ -399,6 +427,9 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 		leakproof, immutable := builtinOp, builtinOp
 		for _, o := range ops {
 			k, ok := a.resolveOperator(o, left.typ, right.typ)
+			if !ok && refusedOp == "" && a.userOperatorRefused(o, false) {
+				refusedOp = o
+			}
 			leakproof = leakproof && ok && a.cat.Operators[k]
 			immutable = immutable && ok && a.cat.ImmutableOperators[k]
 		}
@@ -507,6 +538,24 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (exprInfo, error) {
 	return info, nil
 }
 
+// userOperatorRefused reports whether an operator named name that did not resolve to a built-in one may
+// be one PostgreSQL did not create whose functions are not all in allowed_functions. unknown says the
+// name is qualified with a schema other than pg_catalog: it is refused unless some user-defined operator
+// of that name is known and allowed.
+func (a *analyzer) userOperatorRefused(name string, unknown bool) bool {
+	funcs := a.cat.UserOperators[name]
+	if len(funcs) == 0 {
+		return unknown
+	}
+	for _, f := range funcs {
+		_, fn, _ := strings.Cut(f, ".")
+		if f == UnknownDependency || !matchName(a.pol.AllowedFunctions, f) && !matchName(a.pol.AllowedFunctions, fn) {
+			return true
+		}
+	}
+	return false
+}
+
 // clockOffset reports whether e is the current time or date moved by a small constant: now() - interval
 // '7 days', CURRENT_DATE + 30. Date and time arithmetic can fail, on values beyond the range of its
 // types (now() - interval '300000 years'), but not on a clock moved by less than 10,000 of any unit. In a
@@ -516,7 +565,7 @@ func (a *analyzer) clockOffset(e *pg_query.A_Expr) bool {
 	switch l := nodeMessage(e.Lexpr).(type) {
 	case *pg_query.FuncCall:
 		schemas, name := a.functionSchemas(l)
-		clock = len(l.Args) == 0 && len(schemas) == 1 && schemas[0] == "pg_catalog" &&
+		clock = len(l.Args) == 0 && a.builtinCall(schemas, name) &&
 			slices.Contains([]string{"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp"}, name)
 	case *pg_query.SQLValueFunction:
 		switch l.Op {
@@ -560,6 +609,10 @@ func (a *analyzer) operatorLeakproof(name string, l, r uint32) bool {
 // for the simple cases: an untyped operand takes the other's type, and binary-coercible types use their
 // target's operators.
 func (a *analyzer) resolveOperator(name string, l, r uint32) (OpKey, bool) {
+	if l == oidUnknown && r == oidUnknown {
+		// Two untyped literals: PostgreSQL resolves them as its preferred string type.
+		l, r = oidText, oidText
+	}
 	if l == oidUnknown {
 		l = r
 	}
@@ -616,20 +669,85 @@ func sqlValueType(op pg_query.SQLValueFunctionOp) uint32 {
 	return 19 // CURRENT_USER and the others are names
 }
 
-// builtinType reports whether a type name resolves to a type of pg_catalog (not a domain or user type).
+// builtinType reports whether a type name resolves to a type initdb created in pg_catalog (not a domain,
+// an extension's or a user's type).
 func (a *analyzer) builtinType(tn *pg_query.TypeName) bool {
-	parts := names(tn.Names)
-	switch {
-	case len(parts) == 2:
-		return parts[0] == "pg_catalog"
-	case len(parts) == 1:
-		for _, s := range a.cat.SearchPath {
-			if _, ok := a.cat.Types[s+"."+parts[0]]; ok {
-				return s == "pg_catalog"
+	key := a.cat.typeKey(tn)
+	return strings.HasPrefix(key, "pg_catalog.") && a.cat.UserTypes[key] == nil
+}
+
+// typeKey returns the "schema.name" a type name resolves to, as PostgreSQL resolves it (qualified, or the
+// first schema of the search path that has it), or "" when the catalog does not know it.
+func (c *Catalog) typeKey(tn *pg_query.TypeName) string {
+	parts := names(tn.GetNames())
+	switch len(parts) {
+	case 2:
+		if _, ok := c.Types[parts[0]+"."+parts[1]]; ok {
+			return parts[0] + "." + parts[1]
+		}
+	case 1:
+		for _, s := range c.SearchPath {
+			if _, ok := c.Types[s+"."+parts[0]]; ok {
+				return s + "." + parts[0]
 			}
 		}
 	}
-	return false
+	return ""
+}
+
+// typeRefusal says why a conversion to the type key ("schema.name") is refused, or returns "": what it
+// runs — an extension type's input function, a domain's checks, and the same for every type it is made
+// of — must be PostgreSQL's own or allowed.
+func (a *analyzer) typeRefusal(key string) string {
+	seen := map[string]bool{}
+	var visit func(key string, depth int) string
+	visit = func(key string, depth int) string {
+		ut := a.cat.UserTypes[key]
+		if ut == nil || ut.Enum || seen[key] {
+			return ""
+		}
+		seen[key] = true
+		if depth > 32 {
+			return "it is nested too deeply for tenantproxy to judge"
+		}
+		if ut.Input != "" {
+			schema, fn, _ := strings.Cut(ut.Input, ".")
+			if r := functionRefusal(a.pol, a.cat, schema, fn); r != "" {
+				return fmt.Sprintf("its input function %s.%s %s", QuoteIdent(schema), QuoteIdent(fn), r)
+			}
+		}
+		for _, c := range ut.Calls {
+			if c == UnknownDependency {
+				return "a check calls a function tenantproxy cannot resolve"
+			}
+			schema, fn, _ := strings.Cut(c, ".")
+			if r := functionRefusal(a.pol, a.cat, schema, fn); r != "" {
+				return fmt.Sprintf("a check calls %s.%s, which %s", QuoteIdent(schema), QuoteIdent(fn), r)
+			}
+		}
+		for _, o := range ut.Over {
+			if r := visit(o, depth+1); r != "" {
+				return fmt.Sprintf("it is made of %s: %s", o, r)
+			}
+		}
+		return ""
+	}
+	return visit(key, 0)
+}
+
+// castRefusal says why a cast from source (0 when unknown) to target is refused, or returns "": a cast
+// PostgreSQL did not create runs its function, which must be allowed.
+func (a *analyzer) castRefusal(source, target uint32) string {
+	for k, fn := range a.cat.UserCasts {
+		if k.Target != target || source != 0 && source != oidUnknown && k.Source != source || fn == "" {
+			continue
+		}
+		schema, name, _ := strings.Cut(fn, ".")
+		if r := functionRefusal(a.pol, a.cat, schema, name); r != "" {
+			return fmt.Sprintf("it may run the cast function %s.%s, which %s", QuoteIdent(schema), QuoteIdent(name), r)
+		}
+	}
+	return ""
 }
 
 // arrayElement returns the element type of an expression cast to an array type (x::int[]), or 0.
@@ -903,21 +1021,35 @@ func (a *analyzer) function(fc *pg_query.FuncCall) error {
 		return a.at(refusef(ReasonUnknownFunction, "function %s is not in tenantproxy's catalog", strings.Join(names(fc.Funcname), ".")), fc.Location)
 	}
 	for _, s := range schemas {
-		switch reason := functionRefusal(a.pol, s, name); {
+		switch reason := functionRefusal(a.pol, a.cat, s, name); {
 		case reason == "":
-		case s != "pg_catalog":
+		case !a.cat.Function(s, name).Builtin:
 			return a.at(refusef(ReasonFunction, "user-defined function %s.%s can read any row; list it in allowed_functions if it is safe", QuoteIdent(s), QuoteIdent(name)), fc.Location)
 		default:
 			return a.at(refusef(ReasonFunction, "function %s is not allowed", name), fc.Location)
 		}
 	}
-	if name == "set_config" && slices.Contains(schemas, "pg_catalog") {
+	if name == "set_config" && a.builtinCall(schemas, name) {
 		return a.setConfig(fc)
 	}
-	if name == "pg_notify" && slices.Contains(schemas, "pg_catalog") {
+	if name == "pg_notify" && a.builtinCall(schemas, name) {
 		return a.notifyCall(fc)
 	}
 	return nil
+}
+
+// builtinCall reports whether a call of name that may resolve to schemas can only resolve to a function
+// initdb created.
+func (a *analyzer) builtinCall(schemas []string, name string) bool {
+	if len(schemas) == 0 {
+		return false
+	}
+	for _, s := range schemas {
+		if f := a.cat.Function(s, name); f == nil || !f.Builtin {
+			return false
+		}
+	}
+	return true
 }
 
 // setConfig allows set_config() only with a constant setting name that is not protected.

@@ -411,6 +411,9 @@ func (a *analyzer) isTenantSetting(fc *pg_query.FuncCall) bool {
 	if len(fn) == 0 || fn[len(fn)-1] != "current_setting" || len(fc.Args) != 1 {
 		return false
 	}
+	if schemas, name := a.functionSchemas(fc); !a.builtinCall(schemas, name) {
+		return false // someone else's current_setting returns whatever it likes
+	}
 	if a.constParams && fc.Args[0].GetParamRef() != nil {
 		// A template's parameter stands for a constant, which may be the tenant setting's name.
 		a.byText = true

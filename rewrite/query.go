@@ -393,7 +393,7 @@ func (a *analyzer) relationRef(rv *pg_query.RangeVar, sample *pg_query.RangeTabl
 		a.addTarget(ri.target)
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed: its state is shared by every workspace", rel.QualifiedName()), rv.Location)
-	case rel.Global, isCatalogSchema(rel.Schema):
+	case rel.Global, rel.Builtin:
 		if maskedColumns(rel) != nil {
 			// Planned in the input; in the rewriter's output, its masked columns must not be read.
 			ri.target = &target{rv: rv, rel: rel, ref: ref, sample: sample, scope: lvl, mask: true}
@@ -433,10 +433,6 @@ var (
 	zeroExpr      = fixedExpr("0")
 )
 
-func isCatalogSchema(schema string) bool {
-	return schema == "pg_catalog" || schema == "information_schema"
-}
-
 // resolve finds the relation a RangeVar names, as PostgreSQL would: schema-qualified, or the first schema
 // of the search path that has it. Refused catalog relations and temporary relations are refused here.
 func (a *analyzer) resolve(rv *pg_query.RangeVar) (*Relation, error) {
@@ -459,12 +455,12 @@ func (a *analyzer) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 	if rel == nil {
 		return nil, a.at(refusef(ReasonUnknownRelation, "relation %q is not in tenantproxy's catalog (if it was just created, retry in a moment)", qualified(rv)), rv.Location)
 	}
-	if isCatalogSchema(rel.Schema) && matchName(refusedRelations(a.pol), rel.Schema+"."+rel.Name) {
+	if matchName(refusedRelations(a.pol), rel.Schema+"."+rel.Name) {
 		return nil, a.at(refusef(ReasonCatalogRelation, "%s exposes other workspaces' data or activity", rel.QualifiedName()), rv.Location)
 	}
 	if verdict, ok := a.views[rel]; ok {
 		reason := ReasonView
-		if isCatalogSchema(rel.Schema) {
+		if rel.Builtin {
 			reason = ReasonCatalogRelation
 		}
 		return nil, a.at(refusef(reason, "view %s is refused: %s", rel.QualifiedName(), verdict), rv.Location)

@@ -71,6 +71,12 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 // CacheStats returns how many decisions came from the cache and how many were made.
 func (r *Rewriter) CacheStats() (hits, misses uint64) { return r.hits.Load(), r.misses.Load() }
 
+// FunctionRefusal says why statements may not call function schema.name, or returns "" when they may:
+// tenantproxy verify reports with it which extension functions a workspace can reach.
+func (r *Rewriter) FunctionRefusal(schema, name string) string {
+	return functionRefusal(&r.pol, r.cat, schema, name)
+}
+
 // Catalog returns the catalog the rewriter decides with.
 func (r *Rewriter) Catalog() *Catalog { return r.cat }
 

@@ -190,7 +190,7 @@ func (a *analyzer) copyStmt(s *pg_query.CopyStmt) error {
 		return nil
 	case rel.Kind == KindSequence:
 		return a.at(refusef(ReasonSequenceRead, "reading sequence %s directly is not allowed", rel.QualifiedName()), rv.Location)
-	case rel.Global, isCatalogSchema(rel.Schema):
+	case rel.Global, rel.Builtin:
 		if maskedColumns(rel) != nil {
 			if a.postCheck {
 				a.unmasked = append(a.unmasked, "COPY of "+rel.QualifiedName()+" reads its masked columns")

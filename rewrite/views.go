@@ -42,6 +42,17 @@ func ViewDependencies(def string, cat *Catalog) (reads, calls []string, err erro
 	return reads, calls, nil
 }
 
+// CheckCalls returns the functions a check constraint calls, given as pg_get_constraintdef prints it
+// ("CHECK (expression)", perhaps followed by NOT VALID), resolved as in ViewDependencies.
+func CheckCalls(def string, cat *Catalog) ([]string, error) {
+	expr, ok := strings.CutPrefix(def, "CHECK ")
+	if !ok {
+		return nil, fmt.Errorf("not a check constraint: %q", def)
+	}
+	_, calls, err := ViewDependencies("SELECT "+strings.TrimSuffix(expr, " NOT VALID"), cat)
+	return calls, err
+}
+
 // columnPrefix marks the entries of Relation.Reads that name a column a view definition refers to
 // rather than a relation.
 const columnPrefix = "column:"
@@ -154,7 +165,7 @@ func viewVerdicts(cat *Catalog, pol *Policy) map[*Relation]string {
 				break
 			}
 			schema, rel, _ := strings.Cut(name, ".")
-			if isCatalogSchema(schema) && matchName(refusedRelations(pol), name) {
+			if dep := cat.Relation(schema, rel); dep != nil && dep.Builtin && matchName(refusedRelations(pol), name) {
 				if readsOnlyHarmless(r, name) {
 					continue // what the relation holds beyond those columns does not reach r
 				}
@@ -176,7 +187,7 @@ func viewVerdicts(cat *Catalog, pol *Policy) map[*Relation]string {
 				break
 			}
 			schema, fn, _ := strings.Cut(name, ".")
-			if reason := functionRefusal(pol, schema, fn); reason != "" {
+			if reason := functionRefusal(pol, cat, schema, fn); reason != "" {
 				verdict = fmt.Sprintf("its definition calls %s.%s, which %s", QuoteIdent(schema), QuoteIdent(fn), reason)
 			}
 		}
@@ -223,10 +234,11 @@ func readsOnlyHarmless(r *Relation, name string) bool {
 	return true
 }
 
-// functionRefusal says why the function policy refuses function schema.name, or returns "". The functions
-// of pg_catalog and information_schema are PostgreSQL's own.
-func functionRefusal(pol *Policy, schema, name string) string {
-	if !isCatalogSchema(schema) {
+// functionRefusal says why the function policy refuses function schema.name, or returns "". Only what
+// initdb created is PostgreSQL's own (Function.Builtin); anything else — an extension's function, or
+// one a superuser created in pg_catalog — needs allowed_functions.
+func functionRefusal(pol *Policy, cat *Catalog, schema, name string) string {
+	if f := cat.Function(schema, name); f == nil || !f.Builtin {
 		if !matchName(pol.AllowedFunctions, schema+"."+name) && !matchName(pol.AllowedFunctions, name) {
 			return "is user-defined and not in allowed_functions"
 		}

@@ -32,6 +32,11 @@ type Options struct {
 	// and the temporary schemas (pg_temp_N, pg_toast_temp_N), which no other session can name.
 	// Operators, functions and types are read from every schema either way.
 	Schemas []string
+	// Reference is the built-in list objects are judged by: an object is built-in when its OID is below
+	// rewrite.FirstNormalObjectID, no extension owns it and, when Reference is for the server's major
+	// version, its signature is in Reference. Default nil: the list embedded in the rewriter
+	// (rewrite.EmbeddedBuiltins). The generator of that list passes an empty one.
+	Reference *rewrite.Builtins
 }
 
 // Validate reports whether the options can be used.
@@ -60,8 +65,21 @@ const (
 		THEN n.nspname <> 'pg_toast' AND n.nspname !~ '^pg_(toast_)?temp_'
 		ELSE n.nspname = ANY ($1::text[]) END)`
 
+	// An object is initdb's when its OID is below FirstNormalObjectId and no extension owns it (pg_depend
+	// deptype 'e'). Load then compares its signature with the embedded built-in list.
+	initdbClass = `(c.oid < 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+		WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))`
+	initdbProc = `(p.oid < 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+		WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))`
+	initdbOperator = `(o.oid < 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+		WHERE d.classid = 'pg_catalog.pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e'))`
+	initdbType = `(t.oid < 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+		WHERE d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'))`
+	initdbCast = `(c.oid < 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+		WHERE d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = c.oid AND d.deptype = 'e'))`
+
 	relationsQuery = `SELECT n.nspname::text, c.relname::text, c.relkind::text,
-		coalesce(cols.names, '{}'), coalesce(cols.types, '{}'), coalesce(cols.notnull, '{}')
+		coalesce(cols.names, '{}'), coalesce(cols.types, '{}'), coalesce(cols.notnull, '{}'), ` + initdbClass + `
 	FROM pg_catalog.pg_class c
 	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	LEFT JOIN LATERAL (
@@ -90,23 +108,31 @@ const (
 		AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ` + schemaFilter + `
 	ORDER BY 1, 2, i.indisprimary DESC, ic.relname`
 
-	// Operators are keyed by name and operand types only, so the same key in two schemas collapses
-	// into one entry that is leakproof only if all of them are.
+	// Operators are keyed by name and operand types only (a prefix operator's left type is 0), so the same key in two schemas collapses
+	// into one entry that is leakproof only if all of them are, and built-in only if all of them are.
+	// The signatures of those initdb created, and the functions of the others, come along.
 	operatorsQuery = `SELECT o.oprname::text, o.oprleft, o.oprright, bool_and(p.proleakproof), bool_and(p.provolatile = 'i'),
-		CASE WHEN count(DISTINCT o.oprresult) = 1 AND bool_and(t.typtype <> 'p') THEN max(o.oprresult::int8) ELSE 0 END
+		CASE WHEN count(DISTINCT o.oprresult) = 1 AND bool_and(t.typtype <> 'p') THEN max(o.oprresult::int8) ELSE 0 END,
+		coalesce(array_agg('o:' || n.nspname || '.' || o.oprname || '(' || o.oprleft::int8 || ',' || o.oprright::int8 || ')' || o.oprresult::int8)
+			FILTER (WHERE ` + initdbOperator + `), '{}'),
+		coalesce(array_agg(pn.nspname || '.' || p.proname) FILTER (WHERE NOT ` + initdbOperator + `), '{}')
 	FROM pg_catalog.pg_operator o
+	JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 	JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+	JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
 	JOIN pg_catalog.pg_type t ON t.oid = o.oprresult
-	WHERE o.oprkind = 'b'
 	GROUP BY 1, 2, 3`
 
 	// The rewriter looks functions up by name, so each summary holds for every overload: leakproof,
-	// aggregate (prokind 'a'), not volatile (provolatile 'i' or 's') or immutable only if all overloads
-	// are.
+	// aggregate (prokind 'a'), not volatile (provolatile 'i' or 's'), immutable or built-in only if all
+	// overloads are. The signatures of the overloads initdb created come along.
 	functionsQuery = `SELECT n.nspname::text, p.proname::text,
 		bool_and(p.proleakproof), bool_and(p.prokind = 'a'), bool_and(p.provolatile <> 'v'), bool_and(p.provolatile = 'i'),
 		CASE WHEN count(DISTINCT p.prorettype) = 1 AND bool_and(t.typtype <> 'p') AND NOT bool_or(p.proretset)
-			THEN max(p.prorettype::int8) ELSE 0 END
+			THEN max(p.prorettype::int8) ELSE 0 END,
+		bool_and(` + initdbProc + `),
+		coalesce(array_agg('f:' || n.nspname || '.' || p.proname || '(' || array_to_string(p.proargtypes::oid[], ',') || ')' || p.prorettype::int8)
+			FILTER (WHERE ` + initdbProc + `), '{}')
 	FROM pg_catalog.pg_proc p
 	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 	JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
@@ -119,9 +145,11 @@ const (
 	castInfoQuery = `SELECT c.castsource, c.casttarget,
 		CASE c.castmethod WHEN 'b' THEN true WHEN 'f' THEN p.provolatile = 'i'
 			ELSE coalesce(o.provolatile = 'i' AND i.provolatile = 'i', false) END,
-		CASE c.castmethod WHEN 'b' THEN true WHEN 'f' THEN p.proleakproof ELSE false END
+		CASE c.castmethod WHEN 'b' THEN true WHEN 'f' THEN p.proleakproof ELSE false END,
+		` + initdbCast + `, coalesce(pn.nspname || '.' || p.proname, '')
 	FROM pg_catalog.pg_cast c
 	LEFT JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+	LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
 	JOIN pg_catalog.pg_type s ON s.oid = c.castsource
 	JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
 	LEFT JOIN pg_catalog.pg_proc o ON o.oid = s.typoutput
@@ -135,9 +163,18 @@ const (
 	WHERE c.relkind IN ('v', 'm') AND ` + schemaFilter + `
 	ORDER BY 1, 2`
 
-	typesQuery = `SELECT t.oid, n.nspname::text, t.typname::text, t.typbasetype
+	// Every type, with what a conversion to it may run: its input function (for base, range and
+	// multirange types), what it is made of (element, base, attribute types) and its domain checks.
+	typesQuery = `SELECT t.oid, n.nspname::text, t.typname::text, t.typbasetype, t.typtype::text, ` + initdbType + `,
+		CASE WHEN t.typtype IN ('b', 'r', 'm') THEN ipn.nspname || '.' || ip.proname ELSE '' END,
+		ARRAY(SELECT x FROM unnest(ARRAY[t.typelem, t.typbasetype]) x WHERE x <> 0
+			UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+			WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
+		ARRAY(SELECT pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c')
 	FROM pg_catalog.pg_type t
 	JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+	JOIN pg_catalog.pg_proc ip ON ip.oid = t.typinput
+	JOIN pg_catalog.pg_namespace ipn ON ipn.oid = ip.pronamespace
 	WHERE n.nspname <> 'pg_toast' AND n.nspname !~ '^pg_(toast_)?temp_'`
 
 	// Implicit binary-coercible casts: the source's values can be used as the target's without a
@@ -178,7 +215,11 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	// connection is left usable. Its error adds nothing to the one being returned.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
-	l := &loader{opts: opts, cat: &rewrite.Catalog{
+	ref := opts.Reference
+	if ref == nil {
+		ref = rewrite.EmbeddedBuiltins()
+	}
+	l := &loader{opts: opts, ref: ref, domainChecks: map[string][]string{}, cat: &rewrite.Catalog{
 		Relations:          map[string]map[string]*rewrite.Relation{},
 		Operators:          map[rewrite.OpKey]bool{},
 		OperatorResults:    map[rewrite.OpKey]uint32{},
@@ -187,6 +228,10 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 		Functions:          map[string]map[string]*rewrite.Function{},
 		Types:              map[string]uint32{},
 		BinaryCoercible:    map[uint32]uint32{},
+		UserOperators:      map[string][]string{},
+		UserTypes:          map[string]*rewrite.UserType{},
+		UserCasts:          map[rewrite.CastKey]string{},
+		Builtins:           &rewrite.Builtins{Signatures: map[string]bool{}},
 	}}
 	b := &pgx.Batch{}
 	// Types come first: relation columns map domain types to their base types.
@@ -206,15 +251,37 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
 	}
 	l.markGlobal()
+	l.resolveDomainChecks()
 	return l.cat, l.warnings, nil
 }
 
 // loader accumulates one Load's results; its methods are the batch's row handlers, called in queue order.
 type loader struct {
 	opts     Options
+	ref      *rewrite.Builtins
 	cat      *rewrite.Catalog
 	warnings []string
 	baseType map[uint32]uint32 // a domain's type OID -> its base type's OID, through nested domains
+	// domainChecks are the check constraints of user-defined domains, by "schema.name", as
+	// pg_get_constraintdef prints them.
+	domainChecks map[string][]string
+}
+
+// builtin reports whether an object is PostgreSQL's own: initdb created it (candidate: OID below
+// FirstNormalObjectId, no extension owns it) and, when the reference list is for the server's version,
+// every signature is in it. The candidates' signatures are recorded in the catalog's Builtins, which is
+// what the generator embeds.
+func (l *loader) builtin(candidate bool, sigs ...string) bool {
+	if !candidate {
+		return false
+	}
+	checked := l.ref.ServerVersion == l.cat.ServerVersion
+	ok := true
+	for _, sig := range sigs {
+		l.cat.Builtins.Signatures[sig] = true
+		ok = ok && (!checked || l.ref.Signatures[sig])
+	}
+	return ok
 }
 
 func (l *loader) warnf(format string, args ...any) {
@@ -229,6 +296,11 @@ func (l *loader) settings(row pgx.Row) error {
 	}
 	// server_version_num is major*10000 + minor since PostgreSQL 10.
 	l.cat.ServerVersion = versionNum / 10000
+	l.cat.Builtins.ServerVersion = l.cat.ServerVersion
+	if l.ref.ServerVersion != 0 && l.ref.ServerVersion != l.cat.ServerVersion {
+		l.warnf("tenantproxy embeds the built-in objects of PostgreSQL %d, not %d: an object counts as built-in when its OID is below %d and no extension owns it, without comparing signatures",
+			l.ref.ServerVersion, l.cat.ServerVersion, rewrite.FirstNormalObjectID)
+	}
 	if l.cat.ServerVersion > ParserVersion {
 		l.warnf("the server is PostgreSQL %d, newer than the proxy's parser (PostgreSQL %d grammar): statements using syntax added since are refused as unparsable",
 			l.cat.ServerVersion, ParserVersion)
@@ -240,14 +312,18 @@ func (l *loader) settings(row pgx.Row) error {
 
 func (l *loader) types(rows pgx.Rows) error {
 	type typ struct {
-		schema, name string
-		base         uint32
+		schema, name, kind, input string
+		base                      uint32
+		candidate                 bool
+		over                      []uint32
+		checks                    []string
 	}
-	all := map[uint32]typ{}
+	all := map[uint32]*typ{}
 	var oid uint32
 	var t typ
-	_, err := pgx.ForEachRow(rows, []any{&oid, &t.schema, &t.name, &t.base}, func() error {
-		all[oid] = t
+	_, err := pgx.ForEachRow(rows, []any{&oid, &t.schema, &t.name, &t.base, &t.kind, &t.candidate, &t.input, &t.over, &t.checks}, func() error {
+		tc := t
+		all[oid] = &tc
 		return nil
 	})
 	if err != nil {
@@ -259,11 +335,11 @@ func (l *loader) types(rows pgx.Rows) error {
 		// against a corrupt catalog looping.
 		base := oid
 		for range 64 {
-			b := all[base].base
-			if b == 0 {
+			b := all[base]
+			if b == nil || b.base == 0 {
 				break
 			}
-			base = b
+			base = b.base
 		}
 		if base != oid {
 			l.baseType[oid] = base
@@ -278,6 +354,20 @@ func (l *loader) types(rows pgx.Rows) error {
 			// the aliases there are. "char" in particular is the one-byte type, not bpchar.
 			l.cat.Types[t.name] = base
 		}
+		if l.builtin(t.candidate, "t:"+t.schema+"."+t.name) {
+			continue
+		}
+		ut := &rewrite.UserType{Enum: t.kind == "e", Input: t.input}
+		for _, o := range t.over {
+			if x := all[o]; x != nil {
+				ut.Over = append(ut.Over, x.schema+"."+x.name)
+			}
+		}
+		if len(t.checks) > 0 {
+			// Resolved once the functions are read.
+			l.domainChecks[t.schema+"."+t.name] = t.checks
+		}
+		l.cat.UserTypes[t.schema+"."+t.name] = ut
 	}
 	return nil
 }
@@ -294,11 +384,13 @@ func (l *loader) relations(rows pgx.Rows) error {
 	var colNames []string
 	var colTypes []uint32
 	var notNull []bool
-	_, err := pgx.ForEachRow(rows, []any{&schema, &name, &kind, &colNames, &colTypes, &notNull}, func() error {
+	var candidate bool
+	_, err := pgx.ForEachRow(rows, []any{&schema, &name, &kind, &colNames, &colTypes, &notNull, &candidate}, func() error {
 		if len(kind) != 1 || len(colTypes) != len(colNames) || len(notNull) != len(colNames) {
 			return fmt.Errorf("relation %s.%s: unexpected catalog row", schema, name)
 		}
-		r := &rewrite.Relation{Schema: schema, Name: name, Kind: rewrite.RelKind(kind[0]), Tenant: -1}
+		r := &rewrite.Relation{Schema: schema, Name: name, Kind: rewrite.RelKind(kind[0]), Tenant: -1,
+			Builtin: l.builtin(candidate, "r:"+schema+"."+name+":"+kind)}
 		r.Columns = make([]rewrite.Column, len(colNames))
 		for i, cn := range colNames {
 			r.Columns[i] = rewrite.Column{Name: cn, Type: l.base(colTypes[i])}
@@ -346,7 +438,14 @@ func (l *loader) uniqueKeys(rows pgx.Rows) error {
 func (l *loader) castInfo(rows pgx.Rows) error {
 	var k rewrite.CastKey
 	var ci rewrite.CastInfo
-	_, err := pgx.ForEachRow(rows, []any{&k.Source, &k.Target, &ci.Immutable, &ci.Leakproof}, func() error {
+	var candidate bool
+	var fn string
+	_, err := pgx.ForEachRow(rows, []any{&k.Source, &k.Target, &ci.Immutable, &ci.Leakproof, &candidate, &fn}, func() error {
+		if !l.builtin(candidate, fmt.Sprintf("c:%d>%d", k.Source, k.Target)) {
+			// Someone else's cast: nothing is known of what it runs.
+			l.cat.UserCasts[k] = fn
+			return nil
+		}
 		l.cat.Casts[k] = ci
 		return nil
 	})
@@ -386,7 +485,20 @@ func (l *loader) operators(rows pgx.Rows) error {
 	var k rewrite.OpKey
 	var leakproof, immutable bool
 	var result int64
-	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof, &immutable, &result}, func() error {
+	var sigs, userFuncs []string
+	_, err := pgx.ForEachRow(rows, []any{&k.Name, &k.Left, &k.Right, &leakproof, &immutable, &result, &sigs, &userFuncs}, func() error {
+		if !l.builtin(len(userFuncs) == 0, sigs...) {
+			// The key is not only PostgreSQL's: the rewriter must not take it for a built-in operator.
+			if len(userFuncs) == 0 {
+				userFuncs = []string{rewrite.UnknownDependency} // initdb's OID range, but not in the list
+			}
+			for _, f := range userFuncs {
+				if !slices.Contains(l.cat.UserOperators[k.Name], f) {
+					l.cat.UserOperators[k.Name] = append(l.cat.UserOperators[k.Name], f)
+				}
+			}
+			return nil
+		}
 		l.cat.Operators[k] = leakproof
 		if immutable {
 			l.cat.ImmutableOperators[k] = true
@@ -405,8 +517,11 @@ func (l *loader) operators(rows pgx.Rows) error {
 func (l *loader) functions(rows pgx.Rows) error {
 	var f rewrite.Function
 	var result int64
-	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result}, func() error {
+	var candidate bool
+	var sigs []string
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result, &candidate, &sigs}, func() error {
 		f.Result = uint32(result)
+		f.Builtin = l.builtin(candidate, sigs...)
 		if l.cat.Functions[f.Schema] == nil {
 			l.cat.Functions[f.Schema] = map[string]*rewrite.Function{}
 		}
@@ -430,6 +545,24 @@ func (l *loader) casts(rows pgx.Rows) error {
 		return fmt.Errorf("reading casts: %w", err)
 	}
 	return nil
+}
+
+// resolveDomainChecks records the functions each user-defined domain's checks call.
+func (l *loader) resolveDomainChecks() {
+	for name, defs := range l.domainChecks {
+		ut := l.cat.UserTypes[name]
+		for _, def := range defs {
+			calls, err := rewrite.CheckCalls(def, l.cat)
+			if err != nil {
+				// Unreadable means unknown: a conversion to the type is refused.
+				l.warnf("a check of domain %s could not be read (%v): casts to it are refused", name, err)
+				calls = []string{rewrite.UnknownDependency}
+			}
+			ut.Calls = append(ut.Calls, calls...)
+		}
+		slices.Sort(ut.Calls)
+		ut.Calls = slices.Compact(ut.Calls)
+	}
 }
 
 // markGlobal applies Options.Global and Options.WritableGlobal to the loaded relations.

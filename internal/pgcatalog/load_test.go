@@ -15,6 +15,7 @@ import (
 	"github.com/tenantproxy/tenantproxy/internal/pgcatalog"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
 	"github.com/tenantproxy/tenantproxy/rewrite"
+	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -193,15 +194,15 @@ func TestLoad(t *testing.T) {
 		t.Errorf("timestamptz - interval has result type %d, want timestamptz (1184)", r)
 	}
 	for _, want := range []*rewrite.Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true}, // lower(anyrange) is polymorphic
+		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true, Builtin: true}, // lower(anyrange) is polymorphic
 		// Overloads returning different types have no single result type.
-		{Schema: "pg_catalog", Name: "abs", Leakproof: false, Stable: true, Immutable: true},
-		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16},
-		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184},
-		{Schema: "pg_catalog", Name: "random", Result: 701},
-		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20},
+		{Schema: "pg_catalog", Name: "abs", Leakproof: false, Stable: true, Immutable: true, Builtin: true},
+		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16, Builtin: true},
+		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184, Builtin: true},
+		{Schema: "pg_catalog", Name: "random", Result: 701, Builtin: true},
+		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20, Builtin: true},
 		// Overloads are summarised: to_char is leakproof in no overload, stable in all, returns text.
-		{Schema: "pg_catalog", Name: "to_char", Stable: true, Result: 25},
+		{Schema: "pg_catalog", Name: "to_char", Stable: true, Result: 25, Builtin: true},
 	} {
 		if diff := cmp.Diff(want, cat.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)
@@ -336,6 +337,127 @@ func TestLoadAgreesWithDDL(t *testing.T) {
 		}
 		if len(online.Relations[schema]) != len(offline.Relations[schema]) {
 			t.Errorf("schema %s: %d relations loaded, %d from DDL", schema, len(online.Relations[schema]), len(offline.Relations[schema]))
+		}
+	}
+}
+
+// trustSQL makes, as a superuser, one of each object that is not PostgreSQL's own although it may look
+// like it: extension members, functions, an operator and a domain created in pg_catalog, an overload of a
+// built-in name, a cast between built-in types.
+const trustSQL = `
+CREATE EXTENSION citext;
+CREATE EXTENSION pg_trgm;
+CREATE FUNCTION pg_catalog.tp_leak() RETURNS text LANGUAGE sql AS $$ SELECT 'secret' $$;
+CREATE FUNCTION pg_catalog.upper(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
+CREATE FUNCTION is_ok(text) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
+CREATE DOMAIN pg_catalog.checked AS text CHECK (is_ok(VALUE));
+CREATE DOMAIN plain_check AS text CHECK (VALUE <> '');
+CREATE DOMAIN over_checked AS checked;
+CREATE TYPE mood AS ENUM ('ok');
+CREATE FUNCTION int_to_text(int) RETURNS text LANGUAGE sql AS $$ SELECT 'secret' $$;
+CREATE CAST (int4 AS text) WITH FUNCTION int_to_text(int);
+CREATE FUNCTION tp_eq(text, text) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
+CREATE OPERATOR pg_catalog.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = tp_eq);
+CREATE FUNCTION tp_eq_int(text, int) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
+CREATE OPERATOR = (LEFTARG = text, RIGHTARG = int, FUNCTION = tp_eq_int);
+CREATE VIEW trgm_view AS SELECT similarity('a', 'b') AS s;
+`
+
+// TestLoadTrust checks the catalog's trust rule on a live server: only what initdb created is built-in,
+// whatever schema the rest is in, and the rewriter refuses the rest unless allowed.
+func TestLoadTrust(t *testing.T) {
+	db := pgtest.NewDatabase(t, trustSQL)
+	cat, _ := load(t, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
+
+	for _, tt := range []struct {
+		schema, name string
+		builtin      bool
+	}{
+		{"information_schema", "_pg_expandarray", true},
+		{"pg_catalog", "lower", true},
+		{"pg_catalog", "tp_leak", false},           // created in pg_catalog by a superuser
+		{"pg_catalog", "upper", false},             // one overload is not initdb's
+		{"public", "similarity", false},            // an extension's
+		{"public", "citextin", false},              // an extension's type input function
+		{"pg_catalog", "plpgsql_validator", false}, // initdb's OID range, but the plpgsql extension's
+	} {
+		f := cat.Function(tt.schema, tt.name)
+		if f == nil || f.Builtin != tt.builtin {
+			t.Errorf("Function(%s, %s) = %+v, want Builtin %v", tt.schema, tt.name, f, tt.builtin)
+		}
+	}
+	if r := cat.Relation("pg_catalog", "pg_class"); r == nil || !r.Builtin {
+		t.Errorf("pg_catalog.pg_class = %+v, want built-in", r)
+	}
+	if r := cat.Relation("public", "trgm_view"); r == nil || r.Builtin {
+		t.Errorf("public.trgm_view = %+v, want it loaded, not built-in", r)
+	}
+	if got := cat.UserOperators["==="]; !slices.Equal(got, []string{"public.tp_eq"}) {
+		t.Errorf("UserOperators[===] = %q, want [public.tp_eq]", got)
+	}
+	if got := cat.UserOperators["%"]; !slices.Contains(got, "public.similarity_op") {
+		t.Errorf("UserOperators[%%] = %q, want pg_trgm's similarity_op", got)
+	}
+	if _, ok := cat.Operators[rewrite.OpKey{Name: "=", Left: oidText, Right: oidInt4}]; ok {
+		t.Error("the user-defined = (text, int4) is among the built-in operators")
+	}
+	if _, ok := cat.Operators[rewrite.OpKey{Name: "=", Left: oidText, Right: oidText}]; !ok {
+		t.Error("the built-in = (text, text) is missing")
+	}
+	if ut := cat.UserTypes["pg_catalog.checked"]; ut == nil || !slices.Equal(ut.Calls, []string{"public.is_ok"}) {
+		t.Errorf("UserTypes[pg_catalog.checked] = %+v, want its check's call of public.is_ok", ut)
+	}
+	if ut := cat.UserTypes["public.over_checked"]; ut == nil || !slices.Equal(ut.Over, []string{"pg_catalog.checked"}) {
+		t.Errorf("UserTypes[public.over_checked] = %+v, want it made of pg_catalog.checked", ut)
+	}
+	if ut := cat.UserTypes["public.citext"]; ut == nil || ut.Input != "public.citextin" {
+		t.Errorf("UserTypes[public.citext] = %+v, want input function public.citextin", ut)
+	}
+	if ut := cat.UserTypes["public.mood"]; ut == nil || !ut.Enum {
+		t.Errorf("UserTypes[public.mood] = %+v, want an enum", ut)
+	}
+	if fn, ok := cat.UserCasts[rewrite.CastKey{Source: oidInt4, Target: oidText}]; !ok || fn != "public.int_to_text" {
+		t.Errorf("UserCasts[int4 -> text] = %q, %v; want public.int_to_text", fn, ok)
+	}
+	if _, ok := cat.Casts[rewrite.CastKey{Source: oidInt4, Target: oidText}]; ok {
+		t.Error("the user-defined cast int4 -> text is among the built-in casts")
+	}
+
+	ws := &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read", "write"}}
+	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq"}} {
+		rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id", AllowedFunctions: allowed})
+		for _, tt := range []struct {
+			sql    string
+			reason rewrite.Reason // when nothing is allowed; with everything allowed, each is forwarded
+		}{
+			{"SELECT pg_catalog.tp_leak()", rewrite.ReasonFunction},
+			{"SELECT tp_leak()", rewrite.ReasonFunction},
+			{"SELECT upper('x')", rewrite.ReasonFunction},
+			{"SELECT similarity('a', 'b')", rewrite.ReasonFunction},
+			{"SELECT 'a' % 'b'", rewrite.ReasonOperator},
+			{"SELECT 'a' === 'b'", rewrite.ReasonOperator},
+			{"SELECT 'a' OPERATOR(pg_catalog.===) 'b'", rewrite.ReasonOperator},
+			{"SELECT 'a'::text = 1", rewrite.ReasonOperator},
+			{"SELECT 'x'::checked", rewrite.ReasonType},
+			{"SELECT 'x'::over_checked", rewrite.ReasonType},
+			{"SELECT CAST('x' AS citext)", rewrite.ReasonType},
+			{"SELECT ARRAY['x']::citext[]", rewrite.ReasonType},
+			{"SELECT 1::text", rewrite.ReasonType},
+			{"SELECT (information_schema._pg_expandarray(ARRAY[1, 2])).n", ""},
+			{"SELECT lower('X'), 'x'::plain_check, 'ok'::mood, 'a'::text = 'b'", ""},
+		} {
+			_, err := rw.Rewrite(rewrite.Input{SQL: tt.sql, Tenant: ws, Mode: rewrite.ModeEnforce})
+			want := tt.reason
+			if allowed != nil {
+				want = ""
+			}
+			var got rewrite.Reason
+			if err != nil {
+				got = err.(*rewrite.Error).Reason
+			}
+			if got != want {
+				t.Errorf("allowed %q: %s: %v, want reason %q", allowed, tt.sql, err, want)
+			}
 		}
 	}
 }

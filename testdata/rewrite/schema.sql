@@ -47,3 +47,7 @@ CREATE TABLE billing.invoices (workspace_id text NOT NULL, id int NOT NULL, tota
 CREATE TABLE "CamelDocs" (workspace_id text NOT NULL, "docId" int NOT NULL, "Title" text);
 CREATE FUNCTION app_score(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
 CREATE FUNCTION secret_dump() RETURNS SETOF text LANGUAGE sql AS 'SELECT 1';
+-- A superuser's function in pg_catalog is not PostgreSQL's, whatever its schema.
+CREATE FUNCTION pg_catalog.tp_backdoor() RETURNS text LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION is_valid_label(text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+CREATE DOMAIN checked_label AS text CHECK (is_valid_label(VALUE));

@@ -89,7 +89,10 @@ func load(ctx context.Context, dsn string) (*rewrite.Catalog, error) {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	cat, warnings, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id", Schemas: builtinSchemas})
+	// A fresh cluster holds only what initdb created: judged by OID and extension membership alone,
+	// its objects are the built-in list the snapshot embeds.
+	cat, warnings, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id", Schemas: builtinSchemas,
+		Reference: &rewrite.Builtins{}})
 	if err != nil {
 		return nil, err
 	}
