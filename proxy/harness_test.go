@@ -82,7 +82,12 @@ func startProxy(t testing.TB, opts ...func(*config.Config)) *testProxy {
 // tables of testTables (the configuration names shared_notes as a writable global table).
 func startProxyWith(t testing.TB, schema string, opts ...func(*config.Config)) *testProxy {
 	t.Helper()
-	db := pgtest.NewDatabase(t, schema)
+	return startProxyOn(t, pgtest.NewDatabase(t, schema), opts...)
+}
+
+// startProxyOn starts a proxy for the test in front of db.
+func startProxyOn(t testing.TB, db *pgtest.Database, opts ...func(*config.Config)) *testProxy {
+	t.Helper()
 	p := &testProxy{DB: db, Keys: map[string]string{}, DiagPath: filepath.Join(t.TempDir(), "diagnostics.jsonl")}
 	cfg := &config.Config{
 		Listen:               "127.0.0.1:0",

@@ -17,6 +17,15 @@ import (
 type analyzer struct {
 	cat        *Catalog
 	pol        *Policy
+	// userTypes are the OIDs of the types initdb did not create (Rewriter.userTypes).
+	userTypes map[uint32]bool
+	// userValues is set once the statement has a value of such a type: a column, a cast, a function
+	// result. Only then can an operand whose type the rewriter cannot tell be of one, and an operator
+	// over such types apply (pendingOps).
+	userValues bool
+	// pendingOps are operators that may resolve to one initdb did not create if the statement has
+	// values of a user-defined type: refused at the end when it has (finishOperators).
+	pendingOps []pendingOp
 	views      map[*Relation]string
 	tenant     *tenant.Context
 	mode       Mode
@@ -391,6 +400,11 @@ func (a *analyzer) addTarget(t *target) {
 
 // addRelation records a relation a statement touches, for diagnostics.
 func (a *analyzer) addRelation(r *Relation) {
+	// A column of a user-defined type, referred to or not: the rewritten statement may read it where the
+	// client's does not (SELECT * of a scoped relation), and both must be judged alike.
+	for _, c := range r.Columns {
+		a.userValues = a.userValues || a.userTypes[c.Type]
+	}
 	name := r.Schema + "." + r.Name
 	if !slices.Contains(a.relations, name) {
 		a.relations = append(a.relations, name)

@@ -76,14 +76,15 @@ func (c *Catalog) clone() *Catalog {
 		Types:              maps.Clone(c.Types),
 		BinaryCoercible:    maps.Clone(c.BinaryCoercible),
 		ServerVersion:      c.ServerVersion,
-		UserOperators:      make(map[string][]string, len(c.UserOperators)),
+		UserOperators:      make(map[string][]UserOperator, len(c.UserOperators)),
 		UserTypes:          make(map[string]*UserType, len(c.UserTypes)),
 		UserCasts:          maps.Clone(c.UserCasts),
+		Shards:             maps.Clone(c.Shards),
 		// Shared: nothing changes a catalog's Builtins after it is read.
 		Builtins: c.Builtins,
 	}
-	for name, fns := range c.UserOperators {
-		out.UserOperators[name] = slices.Clone(fns)
+	for name, ops := range c.UserOperators {
+		out.UserOperators[name] = slices.Clone(ops)
 	}
 	for name, ut := range c.UserTypes {
 		out.UserTypes[name] = &UserType{Enum: ut.Enum, Input: ut.Input, Calls: slices.Clone(ut.Calls), Over: slices.Clone(ut.Over)}
@@ -161,9 +162,10 @@ type catalogJSON struct {
 	BinaryCoercible map[uint32]uint32 `json:"binaryCoercible"` // keys as decimal strings, sorted
 	// Builtins are the signatures of the objects initdb created on the server read (sorted).
 	Builtins      []string             `json:"builtins,omitempty"`
-	UserOperators map[string][]string  `json:"userOperators,omitempty"`
+	UserOperators map[string][]UserOperator `json:"userOperators,omitempty"`
 	UserTypes     map[string]*UserType `json:"userTypes,omitempty"`
 	UserCasts     []userCastJSON       `json:"userCasts,omitempty"`
+	Shards        map[string]string    `json:"shards,omitempty"`
 }
 
 type userCastJSON struct {
@@ -233,6 +235,7 @@ func MarshalCatalog(c *Catalog) ([]byte, error) {
 		BinaryCoercible: c.BinaryCoercible,
 		UserOperators:   c.UserOperators,
 		UserTypes:       c.UserTypes,
+		Shards:          c.Shards,
 	}
 	if c.Builtins != nil {
 		out.ServerVersion = c.Builtins.ServerVersion
@@ -310,6 +313,7 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		UserOperators:      in.UserOperators,
 		UserTypes:          in.UserTypes,
 		UserCasts:          make(map[CastKey]string, len(in.UserCasts)),
+		Shards:             in.Shards,
 	}
 	if len(in.Builtins) > 0 {
 		c.Builtins = &Builtins{ServerVersion: in.ServerVersion, Signatures: make(map[string]bool, len(in.Builtins))}
@@ -321,7 +325,7 @@ func UnmarshalCatalog(data []byte) (*Catalog, error) {
 		c.UserCasts[CastKey{uc.Source, uc.Target}] = uc.Function
 	}
 	if c.UserOperators == nil {
-		c.UserOperators = map[string][]string{}
+		c.UserOperators = map[string][]UserOperator{}
 	}
 	if c.UserTypes == nil {
 		c.UserTypes = map[string]*UserType{}

@@ -183,10 +183,11 @@ func TestMarshalCatalog(t *testing.T) {
 		Types:              map[string]uint32{"int4": testOIDInt4, "pg_catalog.int4": testOIDInt4, "text": testOIDText},
 		BinaryCoercible:    map[uint32]uint32{testOIDVarchar: testOIDText, testOIDInt4: testOIDOid},
 		ServerVersion:      15,
-		UserOperators:      map[string][]string{"%": {"public.similarity_op"}},
+		UserOperators:      map[string][]UserOperator{"%": {{Function: "public.similarity_op", Left: testOIDText, Right: testOIDText}}},
 		UserTypes: map[string]*UserType{"public.citext": {Input: "public.citextin"}, "public.status": {Enum: true},
 			"public.email": {Calls: []string{"pg_catalog.lower"}, Over: []string{"public.citext"}}},
 		UserCasts: map[CastKey]string{{testOIDInt4, testOIDText}: "public.evil"},
+		Shards:    map[string]string{"public.orders_102008": "public.orders"},
 		Builtins:  &Builtins{ServerVersion: 15, Signatures: map[string]bool{"f:pg_catalog.lower(25)25": true, "t:pg_catalog.int4": true}},
 	}
 	c.Relations["public"]["plans"].Builtin = true

@@ -127,6 +127,13 @@ type UserType struct {
 	Over []string `json:"over,omitempty"`
 }
 
+// UserOperator is an operator initdb did not create: the function that implements it ("schema.name",
+// or UnknownDependency) and its operand types (Left 0 for a prefix operator).
+type UserOperator struct {
+	Function    string `json:"function"`
+	Left, Right uint32
+}
+
 // FirstNormalObjectID is PostgreSQL's FirstNormalObjectId: initdb assigns OIDs below it, and every object
 // created afterwards gets one at or above it.
 const FirstNormalObjectID = 16384
@@ -168,16 +175,19 @@ type Catalog struct {
 	BinaryCoercible map[uint32]uint32
 	// ServerVersion is the upstream's major version (for example 15), or 0 when unknown.
 	ServerVersion int
-	// UserOperators maps the name of every binary operator that initdb did not create to the functions
-	// that implement it ("schema.name"). Such operators are not in Operators: an expression using the
-	// name is refused unless it resolves to a built-in operator or every one of those functions is
-	// allowed.
-	UserOperators map[string][]string
+	// UserOperators maps the name of every operator that initdb did not create to those operators. They
+	// are not in Operators: an expression using the name is refused where it may resolve to one of them
+	// whose function is not allowed.
+	UserOperators map[string][]UserOperator
 	// UserTypes are the types, by "schema.name", whose conversion may run code that is not PostgreSQL's.
 	UserTypes map[string]*UserType
 	// UserCasts are the casts initdb did not create, with the function that performs each ("" for a
 	// binary or input/output cast, which runs the types' own code).
 	UserCasts map[CastKey]string
+	// Shards maps the shards of Citus distributed and reference tables ("schema.table_102008") to their
+	// table ("schema.table"): a shard is the table's rows without Citus's routing, and is refused by name,
+	// whether or not Citus shows it in pg_class.
+	Shards map[string]string
 	// Builtins is the built-in list this catalog's objects were judged by, when it was read from a server:
 	// its initdb-created candidates, which the generator embeds. Nil for catalogs built from DDL alone.
 	Builtins *Builtins

@@ -48,6 +48,8 @@ const (
 	ReasonProtectedSetting Reason = "protected_setting"
 	// ReasonUnscopedRelation: a relation without the tenant column that is not a global table.
 	ReasonUnscopedRelation Reason = "unscoped_relation"
+	// ReasonShard: a shard of a Citus distributed or reference table, named directly.
+	ReasonShard Reason = "shard_refused"
 	// ReasonUnknownRelation: a relation the catalog does not know.
 	ReasonUnknownRelation Reason = "unknown_relation"
 	// ReasonCatalogRelation: a system catalog or view that exposes other workspaces' data or activity.

@@ -205,6 +205,9 @@ func (a *analyzer) typeCast(e *pg_query.TypeCast, sc *scope) (exprInfo, error) {
 		return arg, err
 	}
 	typ := a.typeOID(e.TypeName)
+	if key := a.cat.typeKey(e.TypeName); key != "" && a.cat.UserTypes[key] != nil {
+		a.userValues = true
+	}
 	if key := a.cat.typeKey(e.TypeName); key != "" && !a.isWholeRowCast(e, sc) {
 		if r := a.typeRefusal(key); r != "" {
 			return arg, a.at(refusef(ReasonType, "type %s is refused: %s", key, r), e.Location)
@@ -401,23 +404,17 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 	// An operator outside pg_catalog is user-defined: nothing is known of it.
 	builtinOp := len(op) == 1 || len(op) == 2 && op[0] == "pg_catalog"
 	// The first operator that may be one PostgreSQL did not create, refused once the analysis is done.
-	var refusedOp string
+	var refusedOp *pendingOp
 	defer func() {
-		if err == nil && refusedOp != "" {
-			funcs := a.cat.UserOperators[refusedOp]
-			if len(funcs) == 0 {
-				err = a.at(refusef(ReasonOperator, "operator %s is not PostgreSQL's, and tenantproxy's catalog does not know it", strings.Join(op, ".")), e.Location)
-			} else {
-				err = a.at(refusef(ReasonOperator, "operator %s may resolve to one PostgreSQL did not create (implemented by %s); list those functions in allowed_functions if they are safe",
-					refusedOp, strings.Join(funcs, ", ")), e.Location)
-			}
+		if err == nil && refusedOp != nil {
+			err = a.operatorRefusal(*refusedOp)
 		}
 	}()
-	if !builtinOp || e.Lexpr == nil {
-		// A schema-qualified operator of another schema, or a prefix operator, whose operand types the
-		// catalog's binary operators do not tell.
-		if a.userOperatorRefused(name, !builtinOp) {
-			refusedOp = name
+	if e.Lexpr == nil || !builtinOp {
+		// A prefix operator, whose operand types the catalog's binary operators do not tell, or one
+		// qualified with another schema: refused where it may be someone else's.
+		if refused, _ := a.userOperatorRefused(name, !builtinOp, e.Lexpr == nil, 0, 0); refused {
+			refusedOp = &pendingOp{name: strings.Join(op, "."), op: name, location: e.Location}
 		}
 	}
 	info := exprInfo{safe: l.safe, fallible: l.fallible, folded: l.folded}
@@ -427,8 +424,15 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		leakproof, immutable := builtinOp, builtinOp
 		for _, o := range ops {
 			k, ok := a.resolveOperator(o, left.typ, right.typ)
-			if !ok && refusedOp == "" && a.userOperatorRefused(o, false) {
-				refusedOp = o
+			// An operand of a user-defined type may find an operator of that type before the built-in
+			// one its binary coercion reaches (citext = unknown is citext's =, not text's).
+			if (!ok || a.userTypes[left.typ] || a.userTypes[right.typ]) && refusedOp == nil {
+				switch refused, pending := a.userOperatorRefused(o, false, false, left.typ, right.typ); {
+				case refused:
+					refusedOp = &pendingOp{name: o, op: o, location: e.Location}
+				case pending:
+					a.pendingOps = append(a.pendingOps, pendingOp{name: o, op: o, location: e.Location})
+				}
 			}
 			leakproof = leakproof && ok && a.cat.Operators[k]
 			immutable = immutable && ok && a.cat.ImmutableOperators[k]
@@ -538,22 +542,88 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 	return info, nil
 }
 
-// userOperatorRefused reports whether an operator named name that did not resolve to a built-in one may
-// be one PostgreSQL did not create whose functions are not all in allowed_functions. unknown says the
-// name is qualified with a schema other than pg_catalog: it is refused unless some user-defined operator
-// of that name is known and allowed.
-func (a *analyzer) userOperatorRefused(name string, unknown bool) bool {
-	funcs := a.cat.UserOperators[name]
-	if len(funcs) == 0 {
-		return unknown
-	}
-	for _, f := range funcs {
-		_, fn, _ := strings.Cut(f, ".")
-		if f == UnknownDependency || !matchName(a.pol.AllowedFunctions, f) && !matchName(a.pol.AllowedFunctions, fn) {
-			return true
+// pendingOp is an operator use that may resolve to an operator initdb did not create.
+type pendingOp struct {
+	name     string // as written
+	op       string // its name, the key of Catalog.UserOperators
+	location int32
+}
+
+// operatorRefusal is the refusal of an operator use.
+func (a *analyzer) operatorRefusal(p pendingOp) error {
+	var funcs []string
+	for _, o := range a.cat.UserOperators[p.op] {
+		if !slices.Contains(funcs, o.Function) {
+			funcs = append(funcs, o.Function)
 		}
 	}
-	return false
+	if len(funcs) == 0 {
+		return a.at(refusef(ReasonOperator, "operator %s is not PostgreSQL's, and tenantproxy's catalog does not know it", p.name), p.location)
+	}
+	return a.at(refusef(ReasonOperator, "operator %s may resolve to one PostgreSQL did not create (implemented by %s); list those functions in allowed_functions if they are safe",
+		p.name, strings.Join(funcs, ", ")), p.location)
+}
+
+// finishOperators refuses the pending operator uses once the whole statement is known to have values of
+// a user-defined type.
+func (a *analyzer) finishOperators() error {
+	if a.userValues && len(a.pendingOps) > 0 {
+		return a.operatorRefusal(a.pendingOps[0])
+	}
+	return nil
+}
+
+// userOperatorRefused decides about an operator named name that did not resolve to a built-in one, with
+// operands of types l and r (0 when the rewriter cannot tell, oidUnknown for an untyped literal or
+// parameter): refused when it may resolve to an operator initdb did not create whose function is not
+// allowed; pending when it may only if an operand of unknown type is of a user-defined type, which
+// requires the statement to have such values. qualified says the name is qualified with a schema other
+// than pg_catalog (refused unless an allowed user-defined operator of that name is known); prefix, that
+// it is a prefix operator.
+func (a *analyzer) userOperatorRefused(name string, qualified, prefix bool, l, r uint32) (refused, pending bool) {
+	ops := a.cat.UserOperators[name]
+	if len(ops) == 0 {
+		return qualified, false
+	}
+	for _, o := range ops {
+		if o.Left == 0 != prefix || a.functionAllowed(o.Function) {
+			continue
+		}
+		if qualified || prefix {
+			return true, false
+		}
+		lm, lp := a.mayBe(o.Left, l)
+		rm, rp := a.mayBe(o.Right, r)
+		switch {
+		case lm && rm:
+			return true, false
+		case (lm || lp) && (rm || rp):
+			pending = true
+		}
+	}
+	return false, pending
+}
+
+// mayBe says whether an operand of type got (0 when the rewriter cannot tell, oidUnknown when untyped)
+// may be taken by PostgreSQL's operator resolution for one of type want: surely may, or may only if it
+// is of a user-defined type (pending), which takes a value of one in the statement.
+func (a *analyzer) mayBe(want, got uint32) (may, pending bool) {
+	switch {
+	case got == oidUnknown || !a.userTypes[want]:
+		// An untyped literal takes any type; a built-in or polymorphic type may be reached from another
+		// built-in one by an implicit cast the catalog does not list.
+		return true, false
+	case got == 0:
+		return false, true
+	}
+	_, cast := a.cat.UserCasts[CastKey{got, want}]
+	return got == want || a.coerce(got) == want || cast, false
+}
+
+// functionAllowed reports whether allowed_functions lists f ("schema.name").
+func (a *analyzer) functionAllowed(f string) bool {
+	_, fn, _ := strings.Cut(f, ".")
+	return f != UnknownDependency && (matchName(a.pol.AllowedFunctions, f) || matchName(a.pol.AllowedFunctions, fn))
 }
 
 // clockOffset reports whether e is the current time or date moved by a small constant: now() - interval
@@ -649,6 +719,7 @@ func (a *analyzer) functionResult(fc *pg_query.FuncCall) uint32 {
 		}
 		typ = f.Result
 	}
+	a.userValues = a.userValues || a.userTypes[typ]
 	return typ
 }
 
@@ -1029,6 +1100,9 @@ func (a *analyzer) function(fc *pg_query.FuncCall) error {
 			return a.at(refusef(ReasonFunction, "function %s is not allowed", name), fc.Location)
 		}
 	}
+	if !a.builtinCall(schemas, name) {
+		a.userValues = true // an allowed function of someone else's may return a value of their types
+	}
 	if name == "set_config" && a.builtinCall(schemas, name) {
 		return a.setConfig(fc)
 	}
@@ -1060,6 +1134,10 @@ func (a *analyzer) setConfig(fc *pg_query.FuncCall) error {
 			if len(fc.Args) > 1 {
 				if v := fc.Args[1].GetAConst(); v != nil {
 					value, _ = constText(v)
+				} else if a.constParams && fc.Args[1].GetParamRef() != nil {
+					a.byText = true // a template's parameter stands for the value, which decides
+				} else if strings.EqualFold(c.GetSval().Sval, "application_name") {
+					return a.at(refusef(ReasonProtectedSetting, "set_config() of application_name needs the value as a constant, so tenantproxy can check it"), fc.Location)
 				}
 			}
 			if err := a.settable(strings.ToLower(c.GetSval().Sval), value); err != nil {

@@ -443,13 +443,16 @@ func (a *analyzer) resolve(rv *pg_query.RangeVar) (*Relation, error) {
 		return nil, a.at(refusef(ReasonTempRelation, "temporary relations are not supported"), rv.Location)
 	}
 	var rel *Relation
+	schemas := a.cat.SearchPath
 	if rv.Schemaname != "" {
-		rel = a.cat.Relation(rv.Schemaname, rv.Relname)
-	} else {
-		for _, s := range a.cat.SearchPath {
-			if rel = a.cat.Relation(s, rv.Relname); rel != nil {
-				break
-			}
+		schemas = []string{rv.Schemaname}
+	}
+	for _, s := range schemas {
+		if table, ok := a.cat.Shards[s+"."+rv.Relname]; ok {
+			return nil, a.at(refusef(ReasonShard, "%s is a shard of the Citus table %s: name the table itself", qualified(rv), table), rv.Location)
+		}
+		if rel = a.cat.Relation(s, rv.Relname); rel != nil {
+			break
 		}
 	}
 	if rel == nil {

@@ -32,6 +32,8 @@ const cacheSize = 20000
 type Rewriter struct {
 	cat *Catalog
 	pol Policy
+	// userTypes are the OIDs of cat's UserTypes.
+	userTypes map[uint32]bool
 	// views holds the refused views and why (views.go).
 	views map[*Relation]string
 
@@ -65,7 +67,14 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 	if pol.MaxDepth <= 0 {
 		pol.MaxDepth = DefaultMaxDepth
 	}
-	return &Rewriter{cat: cat, pol: pol, views: viewVerdicts(cat, &pol), cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
+	userTypes := map[uint32]bool{}
+	for name := range cat.UserTypes {
+		// A domain's name maps to its base type's OID, which is initdb's when below FirstNormalObjectID.
+		if oid, ok := cat.Types[name]; ok && oid >= FirstNormalObjectID {
+			userTypes[oid] = true
+		}
+	}
+	return &Rewriter{cat: cat, pol: pol, views: viewVerdicts(cat, &pol), userTypes: userTypes, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
 }
 
 // CacheStats returns how many decisions came from the cache and how many were made.
@@ -234,6 +243,7 @@ func (r *Rewriter) analyzer(in Input, txt *text, mode Mode) *analyzer {
 	return &analyzer{
 		cat:         r.cat,
 		pol:         &r.pol,
+		userTypes:   r.userTypes,
 		views:       r.views,
 		tenant:      in.Tenant,
 		mode:        mode,
@@ -252,6 +262,9 @@ func (a *analyzer) run(tree *pg_query.ParseResult) error {
 		if err := a.statement(raw); err != nil {
 			return err
 		}
+	}
+	if err := a.finishOperators(); err != nil {
+		return err
 	}
 	return a.finish()
 }

@@ -213,6 +213,10 @@ func (a *analyzer) set(s *pg_query.VariableSetStmt) error {
 		if c := s.Args[0].GetAConst(); c != nil {
 			value, _ = constText(c)
 		}
+		if a.constParams && s.Args[0].GetParamRef() != nil {
+			// A template's parameter stands for the value, which decides (application_name).
+			a.byText = true
+		}
 	}
 	if err := a.settable(strings.ToLower(s.Name), value); err != nil {
 		return err
@@ -225,6 +229,10 @@ func (a *analyzer) settable(name, value string) *Error {
 	switch {
 	case name == strings.ToLower(a.pol.TenantSetting):
 		return refusef(ReasonProtectedSetting, "%s is set by tenantproxy to the workspace's id", a.pol.TenantSetting)
+	case strings.HasPrefix(name, "citus.") || strings.HasPrefix(name, "columnar."):
+		return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy: Citus settings change how statements are planned and routed, and what they may see", name)
+	case name == "application_name" && InternalApplicationName(value):
+		return refusef(ReasonProtectedSetting, "application_name %q is refused: Citus grants internal privileges to sessions whose name starts with citus", value)
 	case !protectedSettings[name]:
 		return nil
 	case name == "standard_conforming_strings" && truthy(value):
@@ -235,6 +243,14 @@ func (a *analyzer) settable(name, value string) *Error {
 		return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy", name)
 	}
 	return refusef(ReasonProtectedSetting, "%s cannot be changed through tenantproxy: it changes which relations names resolve to or how the server reads SQL text", name)
+}
+
+// InternalApplicationName reports whether an application_name is one Citus takes for its own internal
+// connections ("citus_internal gpid=", "citus_rebalancer gpid=", "citus_run_command gpid=",
+// "citus_shard_..."), which it lets run its internal functions and skip its checks. Any name starting with
+// "citus", in any case and after spaces, counts.
+func InternalApplicationName(value string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(value)), "citus")
 }
 
 // SafeClientEncoding reports whether a client encoding (as SET or a startup packet names it) makes the

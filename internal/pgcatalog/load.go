@@ -177,6 +177,12 @@ const (
 	JOIN pg_catalog.pg_namespace ipn ON ipn.oid = ip.pronamespace
 	WHERE n.nspname <> 'pg_toast' AND n.nspname !~ '^pg_(toast_)?temp_'`
 
+	// The shards of Citus tables, by Citus's naming rule (table name, "_", shard id).
+	shardsQuery = `SELECT n.nspname::text, c.relname || '_' || s.shardid, c.relname::text
+	FROM pg_catalog.pg_dist_shard s
+	JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`
+
 	// Implicit binary-coercible casts: the source's values can be used as the target's without a
 	// conversion function, so the target's operators apply (varchar -> text). Where a source has
 	// several targets the rewriter needs one, the one PostgreSQL's operator resolution leans to: the
@@ -228,7 +234,7 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 		Functions:          map[string]map[string]*rewrite.Function{},
 		Types:              map[string]uint32{},
 		BinaryCoercible:    map[uint32]uint32{},
-		UserOperators:      map[string][]string{},
+		UserOperators:      map[string][]rewrite.UserOperator{},
 		UserTypes:          map[string]*rewrite.UserType{},
 		UserCasts:          map[rewrite.CastKey]string{},
 		Builtins:           &rewrite.Builtins{Signatures: map[string]bool{}},
@@ -246,6 +252,16 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	b.Queue(viewDefsQuery, opts.Schemas).Query(l.viewDefs)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+	}
+	if r := l.cat.Relation("pg_catalog", "pg_dist_shard"); r != nil && !r.Builtin {
+		// Citus: its shards are tables of their own, hidden from pg_class for most sessions.
+		rows, err := tx.Query(ctx, shardsQuery)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+		}
+		if err := l.shards(rows); err != nil {
+			return nil, nil, fmt.Errorf("loading the catalog: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, nil, fmt.Errorf("loading the catalog: %w", err)
@@ -493,8 +509,9 @@ func (l *loader) operators(rows pgx.Rows) error {
 				userFuncs = []string{rewrite.UnknownDependency} // initdb's OID range, but not in the list
 			}
 			for _, f := range userFuncs {
-				if !slices.Contains(l.cat.UserOperators[k.Name], f) {
-					l.cat.UserOperators[k.Name] = append(l.cat.UserOperators[k.Name], f)
+				op := rewrite.UserOperator{Function: f, Left: k.Left, Right: k.Right}
+				if !slices.Contains(l.cat.UserOperators[k.Name], op) {
+					l.cat.UserOperators[k.Name] = append(l.cat.UserOperators[k.Name], op)
 				}
 			}
 			return nil
@@ -543,6 +560,19 @@ func (l *loader) casts(rows pgx.Rows) error {
 	})
 	if err != nil {
 		return fmt.Errorf("reading casts: %w", err)
+	}
+	return nil
+}
+
+func (l *loader) shards(rows pgx.Rows) error {
+	l.cat.Shards = map[string]string{}
+	var schema, shard, table string
+	_, err := pgx.ForEachRow(rows, []any{&schema, &shard, &table}, func() error {
+		l.cat.Shards[schema+"."+shard] = schema + "." + table
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading Citus shards: %w", err)
 	}
 	return nil
 }

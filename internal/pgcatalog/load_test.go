@@ -361,6 +361,7 @@ CREATE OPERATOR pg_catalog.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = tp_e
 CREATE FUNCTION tp_eq_int(text, int) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
 CREATE OPERATOR = (LEFTARG = text, RIGHTARG = int, FUNCTION = tp_eq_int);
 CREATE VIEW trgm_view AS SELECT similarity('a', 'b') AS s;
+CREATE TABLE people (workspace_id text NOT NULL, email citext);
 `
 
 // TestLoadTrust checks the catalog's trust rule on a live server: only what initdb created is built-in,
@@ -392,11 +393,11 @@ func TestLoadTrust(t *testing.T) {
 	if r := cat.Relation("public", "trgm_view"); r == nil || r.Builtin {
 		t.Errorf("public.trgm_view = %+v, want it loaded, not built-in", r)
 	}
-	if got := cat.UserOperators["==="]; !slices.Equal(got, []string{"public.tp_eq"}) {
-		t.Errorf("UserOperators[===] = %q, want [public.tp_eq]", got)
+	if got := cat.UserOperators["==="]; !slices.Equal(got, []rewrite.UserOperator{{Function: "public.tp_eq", Left: oidText, Right: oidText}}) {
+		t.Errorf("UserOperators[===] = %v, want public.tp_eq on (text, text)", got)
 	}
-	if got := cat.UserOperators["%"]; !slices.Contains(got, "public.similarity_op") {
-		t.Errorf("UserOperators[%%] = %q, want pg_trgm's similarity_op", got)
+	if got := cat.UserOperators["%"]; !slices.Contains(got, rewrite.UserOperator{Function: "public.similarity_op", Left: oidText, Right: oidText}) {
+		t.Errorf("UserOperators[%%] = %v, want pg_trgm's similarity_op", got)
 	}
 	if _, ok := cat.Operators[rewrite.OpKey{Name: "=", Left: oidText, Right: oidInt4}]; ok {
 		t.Error("the user-defined = (text, int4) is among the built-in operators")
@@ -424,7 +425,7 @@ func TestLoadTrust(t *testing.T) {
 	}
 
 	ws := &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read", "write"}}
-	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq"}} {
+	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq", "citext_lt"}} {
 		rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id", AllowedFunctions: allowed})
 		for _, tt := range []struct {
 			sql    string
@@ -445,6 +446,14 @@ func TestLoadTrust(t *testing.T) {
 			{"SELECT 1::text", rewrite.ReasonType},
 			{"SELECT (information_schema._pg_expandarray(ARRAY[1, 2])).n", ""},
 			{"SELECT lower('X'), 'x'::plain_check, 'ok'::mood, 'a'::text = 'b'", ""},
+			// citext's = is citext's even where citext coerces to text; with a citext column in the
+			// statement, an = of operands of unknown type may be citext's.
+			{"SELECT count(*) FROM people WHERE email = 'x'", rewrite.ReasonOperator},
+			{"SELECT count(*) FROM people WHERE lower('a') < lower('b')", rewrite.ReasonOperator},
+			// Without a citext value in the statement, citext's < cannot apply.
+			{"SELECT lower('a') < lower('b')", ""},
+			// tp_eq_int is an = of built-in types: operands of unknown type may resolve to it.
+			{"SELECT lower('a') = lower('b')", rewrite.ReasonOperator},
 		} {
 			_, err := rw.Rewrite(rewrite.Input{SQL: tt.sql, Tenant: ws, Mode: rewrite.ModeEnforce})
 			want := tt.reason

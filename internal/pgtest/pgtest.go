@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -52,6 +53,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	shared = srv
+	// The Citus cluster, when a test started one, stops with the server.
+	stopServer := stop
+	stop = func() error { return errors.Join(stopCitus(), stopServer()) }
 
 	// An interrupted run (Ctrl-C, CI cancellation) or a `go test -timeout`
 	// panic would otherwise leave the server and its directory behind: both

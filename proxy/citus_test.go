@@ -1,0 +1,289 @@
+package proxy_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+)
+
+// The Citus tests run the proxy in front of a Citus coordinator with two workers (pgtest.Citus): the
+// isolation attacks, attacks on what Citus adds (its functions, views and tables in pg_catalog, shards,
+// settings, internal application names), and legitimate work. They skip, loudly, only where Citus is not
+// installed; .ci/run installs it.
+
+// citusTables is the isolation schema distributed as a SaaS would: the tenant tables by workspace_id and
+// co-located, the global tables as reference tables, accounts (whose unique keys span workspaces) and
+// the audit log left as local tables of the coordinator.
+const citusTables = isolationTables + `
+SELECT create_distributed_table('items', 'workspace_id');
+SELECT create_distributed_table('projects', 'workspace_id', colocate_with => 'items');
+SELECT create_distributed_table('events', 'workspace_id', colocate_with => 'items');
+SELECT create_reference_table('plans');
+SELECT create_reference_table('shared_notes');
+`
+
+func newCitusSide(t *testing.T, withGlobex bool, limits *upstreamLimits) *isolationSide {
+	t.Helper()
+	s := startIsolationSideOn(t, pgtest.NewCitusDatabase, withGlobex, citusTables, nil)
+	s.upstreamLimits = limits
+	return s
+}
+
+// TestCitusIsolationAttacks runs every isolation attack through the proxy in front of the coordinator.
+// Citus cannot plan every shape of query the attacks use (some correlated subqueries over local and
+// distributed tables, for one): such a step's expected rows are waived, but not the checks that it leaks
+// nothing, changes nothing of globex's and leaves the connection usable.
+func TestCitusIsolationAttacks(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	attacks := isolationAttacks()
+	for _, proto := range isolationProtocols {
+		t.Run(proto.name, func(t *testing.T) {
+			limits := &upstreamLimits{unsupported: map[string]string{}}
+			main := newCitusSide(t, true, limits)
+			twin := newCitusSide(t, false, nil)
+			for _, a := range attacks {
+				t.Run(a.name, func(t *testing.T) { runIsolationAttack(t, proto, main, twin, a) })
+			}
+			names := slices.Sorted(maps.Keys(limits.unsupported))
+			for _, n := range names {
+				t.Logf("Citus could not run %s: %s", n, limits.unsupported[n])
+			}
+			t.Logf("%d steps gave what was expected; Citus could not run %d attacks", limits.matched, len(names))
+			// The suite must still be about Citus: most of it runs there as it does on PostgreSQL.
+			if len(names)*5 > len(attacks) {
+				t.Errorf("Citus could not run %d of %d attacks: the suite no longer tests it", len(names), len(attacks))
+			}
+		})
+	}
+}
+
+// citusAttack is a statement acme must not be able to run, with the refusal it must get: reason, or one
+// of reasons separated by "|".
+type citusAttack struct{ sql, reason string }
+
+// TestCitusAttacks tries, as acme, everything Citus adds to the database: every function and relation
+// of the citus extension (by name: the rewriter decides before Citus sees anything), realistic calls of
+// the ones that run SQL on the nodes, shards named directly, Citus settings and the application names
+// Citus trusts. Each must be refused with its reason, in both protocols, leave globex's rows as they were
+// and the connection usable.
+func TestCitusAttacks(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	side := newCitusSide(t, true, nil)
+	ctx := ctxT(t, 2*time.Minute)
+	admin := side.admin
+
+	var attacks []citusAttack
+	// Every member of the extension.
+	rows, err := admin.Query(ctx, `SELECT d.classid::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(p.proname), ''
+		FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid JOIN pg_proc p ON p.oid = d.objid JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'citus' AND d.classid = 'pg_proc'::regclass
+		UNION ALL
+		SELECT d.classid::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text
+		FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'citus' AND d.classid = 'pg_class'::regclass
+			AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+		ORDER BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var class, name, kind string
+	functions, relations := 0, 0
+	if _, err := pgx.ForEachRow(rows, []any{&class, &name, &kind}, func() error {
+		if class == "pg_proc" {
+			attacks = append(attacks, citusAttack{"SELECT " + name + "()", "function_refused"})
+			functions++
+		} else {
+			// A view is refused for what its definition calls, or like a table for lacking the tenant
+			// column.
+			reason := "unscoped_relation"
+			if kind == "v" {
+				reason = "view_refused|unscoped_relation"
+			}
+			attacks = append(attacks, citusAttack{"SELECT * FROM " + name, reason})
+			relations++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Citus installs about 300 functions and 30 relations; far fewer means the query found the wrong ones.
+	if functions < 200 || relations < 15 {
+		t.Fatalf("found %d functions and %d relations of the citus extension", functions, relations)
+	}
+
+	var plansShard, itemsShard string
+	if err := admin.QueryRow(ctx, `SELECT (SELECT 'plans_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'plans'::regclass),
+		(SELECT 'items_' || min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'items'::regclass)`).Scan(&plansShard, &itemsShard); err != nil {
+		t.Fatal(err)
+	}
+	worker := pgtest.Citus(t).Workers[0]
+	attacks = append(attacks,
+		// SQL run on the nodes as the upstream role.
+		citusAttack{"SELECT result FROM run_command_on_shards('items', $$SELECT string_agg(name, ',') FROM %s$$)", "function_refused"},
+		citusAttack{"SELECT result FROM run_command_on_placements('items', $$UPDATE %s SET name = 'pwned'$$)", "function_refused"},
+		citusAttack{"SELECT result FROM run_command_on_colocated_placements('items', 'projects', $$SELECT count(*) FROM %s, %s$$)", "function_refused"},
+		citusAttack{"SELECT * FROM run_command_on_workers($$SELECT string_agg(name, ',') FROM items$$)", "function_refused"},
+		citusAttack{"SELECT * FROM run_command_on_coordinator($$UPDATE items SET name = 'pwned'$$)", "function_refused"},
+		citusAttack{"SELECT * FROM run_command_on_all_nodes($$SELECT 1$$)", "function_refused"},
+		citusAttack{fmt.Sprintf("SELECT * FROM master_run_on_worker(ARRAY['127.0.0.1'], ARRAY[%d], ARRAY['SELECT string_agg(name, $$,$$) FROM items'], false)", worker.Port), "function_refused"},
+		// Other workspaces' activity and statistics, and the cluster's metadata (pg_dist_authinfo holds
+		// the nodes' passwords).
+		citusAttack{"SELECT query FROM citus_stat_activity", "view_refused"},
+		citusAttack{"SELECT * FROM citus_dist_stat_activity", "view_refused"},
+		citusAttack{"SELECT * FROM citus_stat_statements", "view_refused"},
+		citusAttack{"SELECT * FROM citus_stat_tenants", "view_refused"},
+		citusAttack{"SELECT * FROM citus_stats", "view_refused"},
+		citusAttack{"SELECT * FROM citus_shards", "view_refused"},
+		citusAttack{"SELECT * FROM citus_tables", "view_refused"},
+		citusAttack{"SELECT * FROM citus_locks", "view_refused"},
+		citusAttack{"SELECT authinfo FROM pg_dist_authinfo", "unscoped_relation"},
+		citusAttack{"SELECT * FROM pg_catalog.pg_dist_node", "unscoped_relation"},
+		citusAttack{"SELECT * FROM pg_dist_partition", "unscoped_relation"},
+		citusAttack{"SELECT * FROM pg_dist_placement", "unscoped_relation"},
+		citusAttack{"SELECT citus_relation_size('items')", "function_refused"},
+		citusAttack{"SELECT citus_stat_statements_reset()", "function_refused"},
+		citusAttack{"SELECT get_shard_id_for_distribution_column('items', '9e81d4')", "function_refused"},
+		citusAttack{"SELECT worker_hash('9e81d4')", "function_refused"},
+		citusAttack{"SELECT citus_internal.add_partition_metadata('items'::regclass, 'h', 'workspace_id', 0, 's')", "function_refused"},
+		// Shards by name: the table's rows without Citus's routing (and without the proxy's scoping,
+		// were it to trust them).
+		citusAttack{"SELECT * FROM " + plansShard, "shard_refused"},
+		citusAttack{"SELECT * FROM public." + itemsShard, "shard_refused"},
+		citusAttack{"INSERT INTO " + itemsShard + " VALUES ('7f3c2a', 99, 'misplaced')", "shard_refused"},
+		// Settings that change routing and visibility, and the names Citus trusts as its own.
+		citusAttack{"SET citus.enable_router_execution = off", "protected_setting"},
+		citusAttack{"SET citus.override_table_visibility = off", "protected_setting"},
+		citusAttack{"SET citus.show_shards_for_app_name_prefixes = '*'", "protected_setting"},
+		citusAttack{"SET LOCAL citus.propagate_set_commands = 'local'", "protected_setting"},
+		citusAttack{"SELECT set_config('citus.enable_ddl_propagation', 'off', false)", "protected_setting"},
+		citusAttack{"SET application_name = 'citus_internal gpid=10000000001'", "protected_setting"},
+		citusAttack{"SET application_name TO 'citus_rebalancer gpid=10000000001'", "protected_setting"},
+		citusAttack{"SELECT set_config('application_name', 'citus_run_command gpid=1', false)", "protected_setting"},
+	)
+
+	for _, proto := range isolationProtocols {
+		t.Run(proto.name, func(t *testing.T) {
+			conn := side.p.Connect(t, acme)
+			for _, a := range attacks {
+				res := runAttackStep(t, ctx, proto, side, conn, attackQuery(a.sql, ""))
+				var err error
+				for _, reason := range strings.Split(a.reason, "|") {
+					if err = res.check("refused=" + reason); err == nil {
+						break
+					}
+				}
+				if err != nil {
+					t.Errorf("%s: %v", a.sql, err)
+				}
+			}
+			if res := runAttackStep(t, ctx, proto, side, conn, attackQuery("SELECT count(*) FROM items", "")); res.check("rows=3") != nil {
+				t.Errorf("after the attacks acme's connection gives %v, want its 3 items", res)
+			}
+		})
+	}
+	if after := isolationSnapshot(t, ctx, admin, true); after != side.globex {
+		t.Errorf("LEAK: the attacks changed globex's rows, a read-only table or the schema")
+	}
+
+	// A startup packet with a name Citus trusts is refused before anything reaches the coordinator.
+	for _, app := range []string{"citus_internal gpid=10000000001", "citus_rebalancer gpid=10000000001", "Citus_shard_move"} {
+		cfg, err := pgx.ParseConfig(side.p.DSN(acme))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["application_name"] = app
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			conn.Close(ctx)
+			t.Errorf("application_name %q: connected, want startup_parameter_refused", app)
+		} else if !strings.Contains(err.Error(), "startup_parameter_refused") {
+			t.Errorf("application_name %q: %v, want startup_parameter_refused", app, err)
+		}
+	}
+}
+
+// TestCitusLegit runs an application's work through the proxy and the same statements scoped by hand on
+// the coordinator: counts, co-located joins, reference-table joins, writes and a multi-statement
+// transaction, in both protocols, each with the same results.
+func TestCitusLegit(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	side := newCitusSide(t, true, nil)
+	ctx := ctxT(t, time.Minute)
+	// Each case: what the application sends, and the hand-scoped statement it must equal.
+	reads := []struct{ app, hand string }{
+		{"SELECT count(*) FROM items", "SELECT count(*) FROM items WHERE workspace_id = '7f3c2a'"},
+		{"SELECT id, name FROM items WHERE id = 2", "SELECT id, name FROM items WHERE workspace_id = '7f3c2a' AND id = 2"},
+		{"SELECT i.name, p.title FROM items i JOIN projects p ON p.workspace_id = i.workspace_id AND p.id = i.id ORDER BY 1",
+			"SELECT i.name, p.title FROM items i JOIN projects p ON p.workspace_id = i.workspace_id AND p.id = i.id WHERE i.workspace_id = '7f3c2a' ORDER BY 1"},
+		{"SELECT p.title, pl.name FROM projects p JOIN plans pl ON pl.id = p.id ORDER BY 1",
+			"SELECT p.title, pl.name FROM projects p JOIN plans pl ON pl.id = p.id WHERE p.workspace_id = '7f3c2a' ORDER BY 1"},
+		{"SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind",
+			"SELECT kind, count(*) FROM events WHERE workspace_id = '7f3c2a' GROUP BY kind ORDER BY kind"},
+		{"SELECT sum(budget) FROM projects WHERE title LIKE 'A%'", "SELECT sum(budget) FROM projects WHERE workspace_id = '7f3c2a' AND title LIKE 'A%'"},
+	}
+	direct := side.admin
+	for _, proto := range isolationProtocols {
+		t.Run(proto.name, func(t *testing.T) {
+			app := side.p.Connect(t, acme)
+			for _, c := range reads {
+				got := runAttackStep(t, ctx, proto, side, app, attackQuery(c.app, ""))
+				want := runAttackStep(t, ctx, proto, side, direct, attackQuery(c.hand, ""))
+				if diff := cmp.Diff(fmt.Sprint(want), fmt.Sprint(got)); diff != "" || want[0].err != nil {
+					t.Errorf("%s (-by hand +proxy):\n%s", c.app, diff)
+				}
+			}
+			// Writes, inside and outside a transaction; the tenant column filled in by the proxy.
+			for _, sql := range []string{
+				"INSERT INTO items (id, name) VALUES (50, 'new')",
+				"UPDATE items SET name = 'renamed' WHERE id = 50",
+				"BEGIN; INSERT INTO items (id, name) VALUES (51, 'in tx'); UPDATE projects SET budget = budget + 1 WHERE id = 1; COMMIT",
+				"DELETE FROM items WHERE id IN (50, 51)",
+				"UPDATE projects SET budget = budget - 1 WHERE id = 1",
+			} {
+				if proto.simple || !strings.Contains(sql, ";") {
+					res := runAttackStep(t, ctx, proto, side, app, attackQuery(sql, ""))
+					for _, r := range res {
+						if r.err != nil || r.fail != "" {
+							t.Errorf("%s: %v", sql, res)
+						}
+					}
+				} else {
+					// The extended protocol sends one statement per Parse: the transaction step by step.
+					tx, err := app.Begin(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, st := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(sql, "BEGIN; "), "; COMMIT"), "; ") {
+						if _, err := tx.Exec(ctx, st); err != nil {
+							t.Errorf("%s: %v", st, err)
+						}
+					}
+					if err := tx.Commit(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var rows, budget string
+			if err := direct.QueryRow(ctx, "SELECT (SELECT count(*) FROM items WHERE id BETWEEN 50 AND 51)::text, (SELECT budget FROM projects WHERE workspace_id = '7f3c2a' AND id = 1)::text").Scan(&rows, &budget); err != nil {
+				t.Fatal(err)
+			}
+			if rows != "0" || budget != "100" {
+				t.Errorf("after the writes: %s rows with id 50 or 51 and acme's project 1 budget %s, want 0 and 100", rows, budget)
+			}
+		})
+	}
+	if after := isolationSnapshot(t, ctx, direct, true); after != side.globex {
+		t.Error("the writes changed globex's rows")
+	}
+}
