@@ -211,9 +211,13 @@ type Timeouts struct {
 	// Startup bounds the time from accept to ready-for-query, authentication and upstream connection
 	// included. Default 10s.
 	Startup time.Duration `yaml:"startup"`
-	// Drain is how long a shutdown waits for sessions to reach an idle point before closing them.
-	// Default 30s.
+	// Drain is how long a shutdown waits for sessions to reach an idle point before closing them; the
+	// statements still running then are cancelled. Default 30s.
 	Drain time.Duration `yaml:"drain"`
+	// Statement bounds how long the server may work on a request before the proxy cancels it (a
+	// CancelRequest: the client gets SQLSTATE 57014 and keeps its session), whatever the client set as
+	// statement_timeout. Default 0: no limit.
+	Statement time.Duration `yaml:"statement"`
 }
 
 // Default values of optional fields.
@@ -348,7 +352,7 @@ func (c *Config) Validate() error {
 	if c.Diagnostics.VerifyInterval != nil && *c.Diagnostics.VerifyInterval < 0 {
 		bad("diagnostics.verify_interval: must not be negative")
 	}
-	if c.Timeouts.Startup < 0 || c.Timeouts.Drain < 0 {
+	if c.Timeouts.Startup < 0 || c.Timeouts.Drain < 0 || c.Timeouts.Statement < 0 {
 		bad("timeouts: must not be negative")
 	}
 

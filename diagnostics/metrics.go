@@ -43,6 +43,7 @@ type Metrics struct {
 	findings       *prometheus.GaugeVec
 	verifyRuns     *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	cancels        *prometheus.CounterVec
 }
 
 // NewMetrics returns the metrics, registered in a registry of their own together with the Go runtime and
@@ -80,6 +81,7 @@ func NewMetrics() *Metrics {
 	m.findings = gauge("isolation_findings", "Findings of the last isolation check, by severity.", "severity")
 	m.verifyRuns = counter("isolation_checks_total", "Isolation check runs, by result (passed, failed, error).", "result")
 	m.reloads = counter("config_reloads_total", "Configuration reloads, by result (applied, rejected).", "result")
+	m.cancels = counter("statements_cancelled_total", "Statements the proxy cancelled on the server, by why (statement_timeout, session_ended).", "why")
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -141,6 +143,10 @@ func (m *Metrics) Findings(findings []Finding, err error) {
 	}
 	m.verifyRuns.WithLabelValues(result).Inc()
 }
+
+// Cancelled counts a statement the proxy cancelled on the server: why is statement_timeout (it ran past
+// timeouts.statement) or session_ended (its client vanished, or a shutdown passed its drain deadline).
+func (m *Metrics) Cancelled(why string) { m.cancels.WithLabelValues(why).Inc() }
 
 // Reloaded counts a configuration reload, applied or rejected.
 func (m *Metrics) Reloaded(applied bool) {

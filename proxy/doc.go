@@ -114,4 +114,13 @@
 //
 // Shutdown stops accepting, then closes each session at its next idle point (ReadyForQuery 'I' with no
 // response pending) with FATAL 57P01, and after the drain timeout closes whatever remains.
+//
+// # Runaway statements (session.go, queue.go)
+//
+// A session that ends with a request still pending — its client vanished, or a shutdown passed its
+// deadline — sends the server a CancelRequest for its backend before closing the upstream connection:
+// PostgreSQL does not notice a closed socket while it computes, so the statement would otherwise run to
+// its end. With timeouts.statement, the queue's timer runs while a request is pending, restarted at each
+// answer; when it fires the session cancels the statement, and the client gets the server's 57014 error
+// on a session that stays usable.
 package proxy

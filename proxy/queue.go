@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tenantproxy/tenantproxy/rewrite"
 )
@@ -89,11 +90,54 @@ type queue struct {
 	txStatus byte
 	// draining: the server is shutting down; the session ends at its next idle point.
 	draining bool
+	// timeout and timer bound how long the server may work on the oldest unanswered request: the timer
+	// runs while one is pending, restarted whenever one is answered (see arm). Nil without a timeout.
+	timeout time.Duration
+	timer   *time.Timer
 }
 
-func newQueue() *queue { return &queue{txStatus: 'I'} }
+// newQueue returns an empty queue. With a timeout, onTimeout runs (on its own goroutine) when the
+// oldest pending request has waited that long for its answer.
+func newQueue(timeout time.Duration, onTimeout func()) *queue {
+	q := &queue{txStatus: 'I'}
+	if timeout > 0 {
+		q.timeout = timeout
+		q.timer = time.AfterFunc(timeout, onTimeout)
+		q.timer.Stop()
+	}
+	return q
+}
 
 func (q *queue) len() int { return len(q.entries) - q.head }
+
+// busy reports whether a request is waiting for the server's answer.
+func (q *queue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.len() > 0
+}
+
+// arm restarts the timeout for the request now at the head of the queue, or stops it when none is
+// pending. q.mu must be held.
+func (q *queue) arm() {
+	if q.timer == nil {
+		return
+	}
+	if q.len() == 0 {
+		q.timer.Stop()
+		return
+	}
+	q.timer.Reset(q.timeout)
+}
+
+// stop stops the timeout for good, when the session ends.
+func (q *queue) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+}
 
 // idle reports whether the session is between transactions with nothing in flight. q.mu must be held.
 func (q *queue) idle() bool { return q.len() == 0 && q.txStatus == 'I' }
@@ -117,6 +161,9 @@ func (q *queue) push(e entry) (queued bool, err error) {
 		q.entries, q.head = q.entries[:0], 0
 	}
 	q.entries = append(q.entries, e)
+	if q.len() == 1 {
+		q.arm()
+	}
 	return true, nil
 }
 
@@ -138,6 +185,7 @@ func (q *queue) step(typ byte) (completed *entry, err error) {
 		return nil, nil
 	}
 	q.head++
+	q.arm()
 	return &e, nil
 }
 
@@ -183,6 +231,7 @@ func (q *queue) fail() (failed *entry, skipped []entry) {
 		skipped = append(skipped, q.entries[q.head])
 	}
 	q.skipping = q.head == len(q.entries)
+	q.arm()
 	return &e, skipped
 }
 
@@ -200,6 +249,7 @@ func (q *queue) ready(status byte) (completed entry, endNow bool, err error) {
 	}
 	q.head++
 	q.txStatus = status
+	q.arm()
 	return e, q.draining && q.idle(), nil
 }
 

@@ -102,7 +102,7 @@ func TestQueue(t *testing.T) {
 		{name: "a poison query that returned rows", ops: []op{refused(kindQuery), recv('T')}, wantErr: errDesync},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := newQueue()
+			q := newQueue(0, nil)
 			substituted, err := play(q, tc.ops)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("error = %v, want %v", err, tc.wantErr)
@@ -124,7 +124,7 @@ func TestQueue(t *testing.T) {
 }
 
 func TestQueueDrain(t *testing.T) {
-	q := newQueue()
+	q := newQueue(0, nil)
 	if !q.drain() {
 		t.Fatal("a fresh session is idle")
 	}
@@ -132,7 +132,7 @@ func TestQueueDrain(t *testing.T) {
 		t.Fatalf("push while draining and idle = %v, want errShutdown", err)
 	}
 
-	q = newQueue()
+	q = newQueue(0, nil)
 	_, _ = play(q, []op{push(kindQuery), readyFor('T'), push(kindQuery)})
 	if q.drain() {
 		t.Fatal("a session with a query in flight is not idle")

@@ -85,7 +85,7 @@ type session struct {
 
 func newSession(srv *Server, id uint64, conn net.Conn) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	s := &session{
 		ctx:        ctx,
 		cancel:     cancel,
 		srv:        srv,
@@ -95,11 +95,12 @@ func newSession(srv *Server, id uint64, conn net.Conn) *session {
 		raw:        conn,
 		cr:         newFrameReader(conn),
 		cw:         newFrameWriter(conn),
-		q:          newQueue(),
 		stmts:      newStatements(),
 		ports:      newPortals(),
 		ended:      make(chan error, 1),
 	}
+	s.q = newQueue(srv.cfg.Timeouts.Statement, s.statementTimedOut)
+	return s
 }
 
 // serve runs the session from accept to close.
@@ -147,6 +148,12 @@ func (s *session) relay() error {
 	go func() { defer close(upstreamDone); s.end(s.upstreamToClient()) }()
 
 	err := <-s.ended
+	s.q.stop()
+	if s.q.busy() {
+		// Nobody will read what the backend is computing: a client that vanished, a forced shutdown.
+		// Closing the connection alone would leave the backend running its statement to the end.
+		s.cancelInFlight("session_ended")
+	}
 	// Stop upstreamToClient — the client's only writer — before telling the client why the session ends.
 	s.upstreamClosed.Store(true)
 	_ = s.upstream.Close()
@@ -157,6 +164,28 @@ func (s *session) relay() error {
 	<-clientDone
 	return err
 }
+
+// cancelInFlight sends the server a CancelRequest for the statement the session's backend is running,
+// waiting at most cancelTimeout for it to be delivered; why is the reason the metrics and log give.
+func (s *session) cancelInFlight(why string) {
+	s.srv.metrics.Cancelled(why)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), cancelTimeout)
+	defer cancel()
+	if err := s.cancelUpstream(ctx); err != nil {
+		s.log.Warn("cancelling the running statement failed", zap.String("why", why), zap.Error(err))
+		return
+	}
+	s.log.Info("cancelled the running statement", zap.String("why", why))
+}
+
+// statementTimedOut runs when a request has waited timeouts.statement for the server's answer: the
+// statement is cancelled, and the client gets the server's error for it (57014) with the session intact.
+func (s *session) statementTimedOut() {
+	s.cancelInFlight("statement_timeout")
+}
+
+// cancelTimeout bounds the delivery of a CancelRequest to the server.
+const cancelTimeout = 2 * time.Second
 
 // end asks the session to stop with err; only the first call has an effect.
 func (s *session) end(err error) {
