@@ -195,6 +195,27 @@ type Diagnostics struct {
 type Admin struct {
 	// Listen is the address of the HTTP endpoint serving /healthz; "" disables it. Default "127.0.0.1:9187".
 	Listen *string `yaml:"listen"`
+	// Token, when set, is the bearer token every endpoint but /healthz and /readyz requires
+	// ("Authorization: Bearer <token>"): /metrics names workspaces. TokenFile names a file holding it
+	// instead (its content, without the trailing newline). Default "": no token.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// AdminToken returns the admin endpoint's bearer token: Token, or TokenFile's content.
+func (a *Admin) AdminToken() (string, error) {
+	if a.TokenFile == "" {
+		return a.Token, nil
+	}
+	data, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	token := strings.TrimRight(string(data), "\r\n")
+	if token == "" {
+		return "", errors.New("admin.token_file: the file is empty")
+	}
+	return token, nil
 }
 
 // TLS configures TLS for client connections.
@@ -343,6 +364,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLS.Require && c.TLS.CertFile == "" {
 		bad("tls.require: needs cert_file and key_file")
+	}
+	if c.Admin.Token != "" && c.Admin.TokenFile != "" {
+		bad("admin: set token or token_file, not both")
 	}
 	if c.Admin.Listen != nil && *c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(*c.Admin.Listen); err != nil {

@@ -114,6 +114,8 @@ func TestValidateErrors(t *testing.T) {
 		{"plaintext key", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + key + "']}]", "never plaintext keys"},
 		{"mixed salts", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + verifier(t, salt1) + "', '" + verifier(t, salt2) + "']}]", "share salt"},
 		{"bad duration", "upstream: postgres://u@h/app\ntimeouts: {startup: soon}", "parsing YAML"},
+		{"negative statement timeout", "upstream: postgres://u@h/app\ntimeouts: {statement: -1s}", "timeouts: must not be negative"},
+		{"two admin tokens", "upstream: postgres://u@h/app\nadmin: {token: a, token_file: /x}", "token or token_file"},
 		{"bad limit tier", "upstream: postgres://u@h/app\nlimits: {gold: {max_connections: 1}}", `limits: "gold"`},
 		{"negative limit", "upstream: postgres://u@h/app\nlimits: {free: {statements_per_second: -1}}", "limits.free: statements_per_second"},
 		{"negative override", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, limits: {max_connections: -2}}]", `workspace "a": limits: max_connections`},
@@ -124,6 +126,24 @@ func TestValidateErrors(t *testing.T) {
 				t.Fatalf("Parse() error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		admin Admin
+		want  string
+	}{{Admin{}, ""}, {Admin{Token: "inline"}, "inline"}, {Admin{TokenFile: file}, "from-file"}} {
+		if got, err := tc.admin.AdminToken(); err != nil || got != tc.want {
+			t.Errorf("AdminToken(%+v) = %q, %v; want %q", tc.admin, got, err, tc.want)
+		}
+	}
+	if _, err := (&Admin{TokenFile: filepath.Join(t.TempDir(), "missing")}).AdminToken(); err == nil {
+		t.Error("AdminToken of a missing file succeeded")
 	}
 }
 

@@ -137,3 +137,34 @@ func TestAdminHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminHandlerToken checks a token protects /metrics, which names workspaces, and leaves the probes
+// open.
+func TestAdminHandlerToken(t *testing.T) {
+	m := NewMetrics()
+	m.Workspace("acme").Statement(DecisionRewritten)
+	h := AdminHandler(AdminOptions{Metrics: m, Token: "s3cret-token"})
+	get := func(path, auth string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret-toke", "Bearer s3cret-token2", "Basic s3cret-token", "s3cret-token"} {
+		code, body := get("/metrics", auth)
+		if code != http.StatusUnauthorized || strings.Contains(body, "acme") {
+			t.Errorf("/metrics with Authorization %q: %d, want 401 without the metrics", auth, code)
+		}
+	}
+	if code, body := get("/metrics", "Bearer s3cret-token"); code != 200 || !strings.Contains(body, `workspace="acme"`) {
+		t.Errorf("/metrics with the token: %d", code)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := get(path, ""); code != 200 {
+			t.Errorf("%s without a token: %d, want 200", path, code)
+		}
+	}
+}

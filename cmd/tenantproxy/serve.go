@@ -134,7 +134,16 @@ func serve(ctx context.Context, e env, cfg *config.Config, log *zap.Logger, opts
 			defer cancel()
 			return srv.Ready(readyCtx)
 		}
-		handler := diagnostics.AdminHandler(diagnostics.AdminOptions{Metrics: metrics, Ready: ready})
+		token, err := cfg.Admin.AdminToken()
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		if host, _, _ := net.SplitHostPort(addr); token == "" && !isLoopback(host) {
+			log.Warn("the admin endpoint listens beyond localhost without admin.token: anyone who reaches it reads /metrics, which names workspaces",
+				zap.String("addr", addr))
+		}
+		handler := diagnostics.AdminHandler(diagnostics.AdminOptions{Metrics: metrics, Ready: ready, Token: token})
 		admin := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(adminLn) }()
 		defer func() { _ = admin.Close() }()
@@ -190,4 +199,13 @@ func reload(ctx context.Context, log *zap.Logger, srv *proxy.Server, diag *diagn
 	if err := srv.Reload(reloadCtx, cfg); err != nil {
 		log.Error("SIGHUP: the new configuration was rejected; the running one is kept", zap.Error(err))
 	}
+}
+
+// isLoopback reports whether a listen host only accepts connections from this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
