@@ -15,8 +15,8 @@ import (
 // It refuses what policy forbids, finds every reference to a tenant relation, and plans the edits that
 // scope them; see doc.go for the rules.
 type analyzer struct {
-	cat        *Catalog
-	pol        *Policy
+	cat *Catalog
+	pol *Policy
 	// userTypes are the OIDs of the types initdb did not create (Rewriter.userTypes).
 	userTypes map[uint32]bool
 	// userValues is set once the statement has a value of such a type: a column, a cast, a function

@@ -161,11 +161,11 @@ type catalogJSON struct {
 	Types           map[string]uint32 `json:"types"`           // encoding/json sorts map keys
 	BinaryCoercible map[uint32]uint32 `json:"binaryCoercible"` // keys as decimal strings, sorted
 	// Builtins are the signatures of the objects initdb created on the server read (sorted).
-	Builtins      []string             `json:"builtins,omitempty"`
+	Builtins      []string                  `json:"builtins,omitempty"`
 	UserOperators map[string][]UserOperator `json:"userOperators,omitempty"`
-	UserTypes     map[string]*UserType `json:"userTypes,omitempty"`
-	UserCasts     []userCastJSON       `json:"userCasts,omitempty"`
-	Shards        map[string]string    `json:"shards,omitempty"`
+	UserTypes     map[string]*UserType      `json:"userTypes,omitempty"`
+	UserCasts     []userCastJSON            `json:"userCasts,omitempty"`
+	Shards        map[string]string         `json:"shards,omitempty"`
 }
 
 type userCastJSON struct {
