@@ -7,17 +7,27 @@ import (
 	"github.com/tenantproxy/tenantproxy/rewrite"
 )
 
-// RLSPolicyName names the row-level security policies tenantproxy's rls command creates.
-const RLSPolicyName = "tenantproxy_workspace"
+// RLSPolicyName names the restrictive row-level security policy tenantproxy's rls command creates on each
+// tenant table; RLSAllowPolicyName the permissive one that lets it apply.
+const (
+	RLSPolicyName      = "tenantproxy_workspace"
+	RLSAllowPolicyName = "tenantproxy_allow"
+)
 
-// RLSScript returns SQL that enables row-level security on every tenant table of cat, with a policy
-// limiting rows to the workspace whose id the proxy sets in setting: defense in depth below the rewriter.
-// It is idempotent, so it can be rerun after migrations.
+// RLSScript returns SQL that enables and forces row-level security on every tenant table of cat, with a
+// restrictive policy limiting rows to the workspace whose id the proxy sets in setting: defense in depth
+// below the rewriter. Restrictive policies are ANDed with the permissive ones, so no other policy can
+// widen it; PostgreSQL needs one permissive policy to grant any row, which tenantproxy_allow is. FORCE
+// makes the policies apply to the table's owner too. It is idempotent, so it can be rerun after
+// migrations.
 func RLSScript(cat *rewrite.Catalog, setting string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- Row-level security for tenantproxy: each tenant table shows only the rows of the workspace whose id\n"+
 		"-- the proxy sets in %s on every session. Run as the tables' owner.\n"+
-		"-- current_setting(..., true) is NULL on sessions that did not set it, which then see no rows.\n", setting)
+		"-- current_setting(..., true) is NULL on sessions that did not set it, which then see no rows.\n"+
+		"-- %s is restrictive: ANDed with every permissive policy, so none can widen it. %s is the permissive\n"+
+		"-- policy PostgreSQL needs to grant anything; an application with permissive policies of its own may drop it.\n",
+		setting, RLSPolicyName, RLSAllowPolicyName)
 	for _, schema := range sortedKeys(cat.Relations) {
 		for _, name := range sortedKeys(cat.Relations[schema]) {
 			r := cat.Relations[schema][name]
@@ -32,8 +42,11 @@ func RLSScript(cat *rewrite.Catalog, setting string) string {
 				cond = fmt.Sprintf("%s::text = current_setting(%s, true)", rewrite.QuoteIdent(col.Name), rewrite.QuoteLiteral(setting))
 			}
 			fmt.Fprintf(&b, "\nALTER TABLE %s ENABLE ROW LEVEL SECURITY;\n", r.QualifiedName())
+			fmt.Fprintf(&b, "ALTER TABLE %s FORCE ROW LEVEL SECURITY;\n", r.QualifiedName())
 			fmt.Fprintf(&b, "DROP POLICY IF EXISTS %s ON %s;\n", RLSPolicyName, r.QualifiedName())
-			fmt.Fprintf(&b, "CREATE POLICY %s ON %s\n  USING (%s)\n  WITH CHECK (%s);\n", RLSPolicyName, r.QualifiedName(), cond, cond)
+			fmt.Fprintf(&b, "CREATE POLICY %s ON %s AS RESTRICTIVE\n  USING (%s)\n  WITH CHECK (%s);\n", RLSPolicyName, r.QualifiedName(), cond, cond)
+			fmt.Fprintf(&b, "DROP POLICY IF EXISTS %s ON %s;\n", RLSAllowPolicyName, r.QualifiedName())
+			fmt.Fprintf(&b, "CREATE POLICY %s ON %s USING (true) WITH CHECK (true);\n", RLSAllowPolicyName, r.QualifiedName())
 		}
 	}
 	return b.String()

@@ -91,6 +91,9 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 		if err := checkRLS(ctx, conn, relationNames(tenants), opts.TenantSetting, add); err != nil {
 			return nil, err
 		}
+		if err := rlsDifferential(ctx, conn, opts.Rewriter, tenants, opts.TenantSetting, opts.WorkspaceIDs, add); err != nil {
+			return nil, err
+		}
 	}
 	if err := canary(ctx, conn, opts.Rewriter, tenants, add); err != nil {
 		return nil, err
@@ -332,26 +335,100 @@ func checkRole(ctx context.Context, conn *pgx.Conn, rels []string, add func(stri
 	return err
 }
 
+// checkRLS checks row-level security on every tenant table: enabled and forced (so it holds for the
+// owner too), with a restrictive policy on the tenant setting (so no permissive policy widens it), and
+// reports the permissive policies that are not tenantproxy's.
 func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string, add func(string, Severity, string, string, ...any)) error {
-	rows, err := conn.Query(ctx, withNames(`SELECT %[1]s, c.relrowsecurity,
-		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
-		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0)
-		FROM pg_class c WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') ORDER BY 1`), rels, setting)
+	rows, err := conn.Query(ctx, withNames(`SELECT %[1]s, c.relrowsecurity, c.relforcerowsecurity,
+		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND NOT p.polpermissive
+		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0),
+		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive
+		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0),
+		ARRAY(SELECT p.polname::text FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive
+		        AND p.polname NOT IN ($3, $4) ORDER BY 1)
+		FROM pg_class c WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') ORDER BY 1`), rels, setting, RLSPolicyName, RLSAllowPolicyName)
 	if err != nil {
 		return fmt.Errorf("check of row-level security: %w", err)
 	}
 	var rel string
-	var enabled, policy bool
-	_, err = pgx.ForEachRow(rows, []any{&rel, &enabled, &policy}, func() error {
+	var enabled, forced, restrictive, permissive bool
+	var others []string
+	_, err = pgx.ForEachRow(rows, []any{&rel, &enabled, &forced, &restrictive, &permissive, &others}, func() error {
 		switch {
 		case !enabled:
 			add("rls_disabled", SeverityCritical, rel, "row-level security is not enabled (rls: true requires it; `tenantproxy rls` prints the SQL)")
-		case !policy:
+			return nil
+		case !restrictive && !permissive:
 			add("rls_policy_missing", SeverityCritical, rel, "no row-level security policy uses %s", setting)
+		case !restrictive:
+			add("rls_policy_permissive", SeverityWarning, rel, "the policy on %s is permissive: any other permissive policy widens it (make it AS RESTRICTIVE; `tenantproxy rls` prints the SQL)", setting)
+		}
+		if !forced {
+			add("rls_not_forced", SeverityWarning, rel, "row-level security is not forced: it does not apply to the table's owner (ALTER TABLE ... FORCE ROW LEVEL SECURITY)")
+		}
+		if len(others) > 0 {
+			sev := SeverityInfo
+			if !restrictive {
+				sev = SeverityWarning // they are ORed with the tenant policy
+			}
+			add("rls_foreign_permissive_policy", sev, rel, "permissive policies that are not tenantproxy's: %s", strings.Join(others, ", "))
 		}
 		return nil
 	})
 	return err
+}
+
+// rlsDifferential counts each tenant relation's rows as the canary workspace and as the first configured
+// workspaces twice: through the rewriter's scope, and with row-level security alone (the unscoped
+// count, with the tenant setting set as the proxy sets it). The layers must agree; where they do not,
+// one of them does not hold.
+func rlsDifferential(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, tenants []*rewrite.Relation, setting string, ids []string,
+	add func(string, Severity, string, string, ...any)) error {
+	for _, rel := range tenants {
+		if rel.Kind != rewrite.KindTable && rel.Kind != rewrite.KindPartitioned {
+			continue
+		}
+		workspaces := []*tenant.Context{canaryTenant(rel)}
+		for _, id := range ids[:min(len(ids), 3)] {
+			workspaces = append(workspaces, &tenant.Context{ID: id, Permissions: []tenant.Permission{tenant.PermRead}})
+		}
+		for _, ws := range workspaces {
+			res, err := rw.Rewrite(rewrite.Input{SQL: "SELECT count(*) FROM " + rel.QualifiedName(), Tenant: ws, Mode: rewrite.ModeEnforce})
+			if err != nil {
+				continue // canary_refused reports it
+			}
+			scoped, err := countAs(ctx, conn, setting, ws.ID, res.SQL)
+			if err != nil {
+				add("rls_differential_failed", SeverityWarning, qualified(rel), "the count as workspace %s failed: %v", ws.ID, err)
+				continue
+			}
+			alone, err := countAs(ctx, conn, setting, ws.ID, "SELECT count(*) FROM "+rel.QualifiedName())
+			if err != nil {
+				add("rls_differential_failed", SeverityWarning, qualified(rel), "the unscoped count as workspace %s failed: %v", ws.ID, err)
+				continue
+			}
+			if scoped != alone {
+				add("rls_disagrees", SeverityCritical, qualified(rel), "as workspace %s, the rewriter's scope counts %d rows and row-level security alone %d: one layer does not hold", ws.ID, scoped, alone)
+			}
+		}
+	}
+	return nil
+}
+
+// countAs runs a count in a read-only transaction with the tenant setting set to id, as the proxy sets
+// it for a workspace's sessions, and rolls it back.
+func countAs(ctx context.Context, conn *pgx.Conn, setting, id, sql string) (int64, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, id); err != nil {
+		return 0, err
+	}
+	var n int64
+	err = tx.QueryRow(ctx, sql).Scan(&n)
+	return n, err
 }
 
 // canary counts each tenant relation's rows as a workspace that owns none, through the rewriter: anything

@@ -289,3 +289,73 @@ func TestVerifyListsExtensions(t *testing.T) {
 		t.Errorf("no warning for the global extension view pg_stat_statements: %+v", findings)
 	}
 }
+
+// TestVerifyRLSLayers checks the rls script's policies hold against a stray permissive policy, and that
+// verify reports each way of weakening them: a permissive tenant policy, other permissive policies, RLS
+// not forced, and a disagreement between the rewriter's scope and row-level security alone.
+func TestVerifyRLSLayers(t *testing.T) {
+	db := pgtest.NewDatabase(t, `
+CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2), ('9e81d4', 3);`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	exec := func(sql string) {
+		t.Helper()
+		if err := admin.PgConn().Exec(ctx, sql).Close(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(RLSScript(cat, "tenantproxy.workspace_id"))
+	// A policy someone else added, granting every row: restrictive, the tenant policy still holds.
+	exec("CREATE POLICY stray ON items USING (true)")
+	cfg, _ := pgx.ParseConfig(db.DSN)
+	cfg.RuntimeParams["tenantproxy.workspace_id"] = "7f3c2a"
+	acme, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acme.Close(ctx)
+	var n int
+	if err := acme.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("with a stray permissive policy, acme counts %d rows (%v), want its 1", n, err)
+	}
+	got := keys(verifyDB(t, db, true))
+	if got[findingKey{"rls_foreign_permissive_policy", "public.items"}] != SeverityInfo {
+		t.Errorf("stray permissive policy beside a restrictive one: %v, want an info finding", got)
+	}
+	for k := range got {
+		if k.check == "rls_disagrees" || k.check == "rls_policy_permissive" || k.check == "rls_not_forced" {
+			t.Errorf("with the script's policies, verify finds %v", k)
+		}
+	}
+
+	// The tenant policy made permissive, and RLS no longer forced: the stray policy now widens it.
+	exec(`DROP POLICY tenantproxy_workspace ON items;
+		CREATE POLICY tenantproxy_workspace ON items USING (workspace_id = current_setting('tenantproxy.workspace_id', true));
+		ALTER TABLE items NO FORCE ROW LEVEL SECURITY`)
+	got = keys(verifyDB(t, db, true))
+	for k, sev := range map[findingKey]Severity{
+		{"rls_policy_permissive", "public.items"}:         SeverityWarning,
+		{"rls_foreign_permissive_policy", "public.items"}: SeverityWarning,
+		{"rls_not_forced", "public.items"}:                SeverityWarning,
+		{"rls_disagrees", "public.items"}:                 SeverityCritical,
+	} {
+		if got[k] != sev {
+			t.Errorf("finding %v: severity %q, want %q (all: %v)", k, got[k], sev, got)
+		}
+	}
+}
