@@ -71,6 +71,7 @@ func (s *session) authenticate(user string) error {
 	s.channelPrefix = rewrite.ChannelPrefix(ws.tenant)
 	s.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
 	s.send(&pgproto3.AuthenticationOk{})
+	s.cr.authenticated()
 	return s.flush()
 }
 

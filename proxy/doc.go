@@ -110,6 +110,17 @@
 // a flush and go back at the flush, so an idle session holds only its read buffers and two goroutine
 // stacks (BenchmarkIdleConnectionMemory).
 //
+// What a client sends cannot make a session hold more than that by much. Before authentication a message
+// is at most maxAuthMessageLen (65,535 bytes, PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH), after it
+// maxMessageLen (1 GiB), and a body's buffer grows with the bytes that arrive, not with the length its
+// header claims. clientToUpstream stops reading the client while maxInFlight (1,024) messages await the
+// server's answer, until half are answered; it first sends the server a Flush, which makes the server
+// send the answers it holds until a Sync (without it, a pipeline of Parses and no Sync longer than the
+// bound would leave both ends waiting). The queue slides its pending entries to the front once half of
+// its slice is answered ones, so a session that always has requests in flight does not grow with the
+// requests it serves, and a popped entry drops its references. A session that held a burst returns the
+// memory to the system as it ends (Server.releaseMemory, at most every 10 s).
+//
 // # Shutdown (server.go)
 //
 // Shutdown stops accepting, then closes each session at its next idle point (ReadyForQuery 'I' with no

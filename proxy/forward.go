@@ -22,6 +22,15 @@ const poisonSQL = "tenantproxy_refused_statement"
 // clientToUpstream relays frontend messages, passing statement texts through the rewrite seam.
 func (s *session) clientToUpstream() error {
 	for {
+		if s.q.full() {
+			// Stop reading the client until the server has answered some of what it sent. A Flush makes
+			// the server send the answers it holds back until a Sync; it has no answer of its own.
+			writeHeader(s.uw, 'H', 0)
+			if err := s.uw.Flush(); err != nil {
+				return fmt.Errorf("writing to upstream: %w", err)
+			}
+			s.q.waitRoom()
+		}
 		if !s.cr.messageBuffered() {
 			if err := s.uw.Flush(); err != nil {
 				return fmt.Errorf("writing to upstream: %w", err)

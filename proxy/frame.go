@@ -14,17 +14,30 @@ const bufferSize = 8 << 10
 // maxMessageLen is the largest message the proxy accepts, PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT).
 const maxMessageLen = 1 << 30
 
+// maxAuthMessageLen is the largest message accepted before authentication completes: PostgreSQL's
+// PG_MAX_AUTH_TOKEN_LENGTH, which bounds a SASL or password message. A client nobody knows yet cannot
+// make the proxy hold more.
+const maxAuthMessageLen = 65535
+
 // frameReader reads protocol messages as raw frames: a type byte, a length, and a body the caller either
 // reads (body), passes on without looking at it (copyBody), or drops (skipBody). Nothing is decoded unless
 // the caller needs it, and small bodies are returned without copying.
 type frameReader struct {
 	r       *bufio.Reader
 	scratch []byte
+	// limit is the largest body header accepts: maxAuthMessageLen until authenticated, then
+	// maxMessageLen (authenticated).
+	limit int
+	// peak is the largest scratch buffer ever allocated.
+	peak int
 }
 
 func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, bufferSize)}
+	return &frameReader{r: bufio.NewReaderSize(r, bufferSize), limit: maxAuthMessageLen}
 }
+
+// authenticated lifts the message size limit to PostgreSQL's own, once the client is known.
+func (f *frameReader) authenticated() { f.limit = maxMessageLen }
 
 // header reads the next message's type and body length.
 func (f *frameReader) header() (typ byte, n int, err error) {
@@ -34,7 +47,7 @@ func (f *frameReader) header() (typ byte, n int, err error) {
 	}
 	typ = h[0]
 	l := binary.BigEndian.Uint32(h[1:5])
-	if l < 4 || l-4 > maxMessageLen {
+	if l < 4 || int64(l)-4 > int64(f.limit) {
 		return 0, 0, fmt.Errorf("%w: message %q has invalid length %d", errProtocolViolation, typ, l)
 	}
 	_, _ = f.r.Discard(5)
@@ -51,12 +64,21 @@ func (f *frameReader) body(n int) ([]byte, error) {
 		_, _ = f.r.Discard(n)
 		return b, nil
 	}
-	if cap(f.scratch) < n {
-		f.scratch = make([]byte, n)
-	}
-	f.scratch = f.scratch[:n]
-	if _, err := io.ReadFull(f.r, f.scratch); err != nil {
-		return nil, unexpectedEOF(err)
+	// The declared length is the client's claim: the buffer grows with the bytes that arrive (doubling,
+	// so a large message costs O(log n) copies), never ahead of them.
+	f.scratch = f.scratch[:0]
+	for len(f.scratch) < n {
+		if len(f.scratch) == cap(f.scratch) {
+			grown := make([]byte, len(f.scratch), min(n, max(2*cap(f.scratch), 2*bufferSize)))
+			copy(grown, f.scratch)
+			f.scratch = grown
+			f.peak = max(f.peak, cap(grown))
+		}
+		m, err := f.r.Read(f.scratch[len(f.scratch):cap(f.scratch)])
+		f.scratch = f.scratch[:len(f.scratch)+m]
+		if err != nil && len(f.scratch) < n {
+			return nil, unexpectedEOF(err)
+		}
 	}
 	return f.scratch, nil
 }

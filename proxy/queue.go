@@ -94,12 +94,26 @@ type queue struct {
 	// runs while one is pending, restarted whenever one is answered (see arm). Nil without a timeout.
 	timeout time.Duration
 	timer   *time.Timer
+	// room is signalled when a request completes while the client's reader waits for room (waiting), or
+	// when the queue stops; stopped makes waitRoom return at once.
+	room    *sync.Cond
+	waiting bool
+	stopped bool
+	// peak is the most requests that were ever pending at once.
+	peak int
 }
+
+// maxInFlight bounds the requests a session has waiting for the server's answer. A client that sends
+// without reading the answers (pipelining 200,000 queries) is not read from any further until the
+// server has answered some of what it sent, so its memory stays bounded as PostgreSQL's own TCP buffers
+// bound it without the proxy. Compacting keeps the queue's slice no longer than about twice that.
+const maxInFlight = 1024
 
 // newQueue returns an empty queue. With a timeout, onTimeout runs (on its own goroutine) when the
 // oldest pending request has waited that long for its answer.
 func newQueue(timeout time.Duration, onTimeout func()) *queue {
 	q := &queue{txStatus: 'I'}
+	q.room = sync.NewCond(&q.mu)
 	if timeout > 0 {
 		q.timeout = timeout
 		q.timer = time.AfterFunc(timeout, onTimeout)
@@ -130,12 +144,50 @@ func (q *queue) arm() {
 	q.timer.Reset(q.timeout)
 }
 
-// stop stops the timeout for good, when the session ends.
+// stop stops the timeout for good, and wakes a waitRoom, when the session ends.
 func (q *queue) stop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.timer != nil {
 		q.timer.Stop()
+	}
+	q.stopped = true
+	q.room.Broadcast()
+}
+
+// burst reports whether the queue ever held more than half of maxInFlight requests.
+func (q *queue) burst() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.peak > maxInFlight/2
+}
+
+// full reports whether maxInFlight requests wait for the server's answer.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.len() >= maxInFlight
+}
+
+// waitRoom blocks while maxInFlight requests wait for an answer, until half of them are answered or the
+// queue stops.
+func (q *queue) waitRoom() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.len() > maxInFlight/2 && !q.stopped {
+		q.waiting = true
+		q.room.Wait()
+	}
+	q.waiting = false
+}
+
+// pop removes the entry at the head, dropping its references so that what it held can be collected, and
+// wakes a waitRoom. q.mu must be held.
+func (q *queue) pop() {
+	q.entries[q.head] = entry{}
+	q.head++
+	if q.waiting && q.len() <= maxInFlight/2 {
+		q.room.Broadcast()
 	}
 }
 
@@ -157,13 +209,24 @@ func (q *queue) push(e entry) (queued bool, err error) {
 		}
 		q.skipping = false
 	}
-	if q.head > 0 && q.head == len(q.entries) {
+	switch {
+	case q.head > 0 && q.head == len(q.entries):
+		if cap(q.entries) > 4*maxInFlight {
+			q.entries = nil // a burst is over: do not keep its backing array
+		}
 		q.entries, q.head = q.entries[:0], 0
+	case q.head >= maxInFlight && 2*q.head >= len(q.entries):
+		// Requests keep arriving as others complete: the queue never empties, so slide the pending
+		// ones to the front instead of growing the slice with every request served.
+		n := copy(q.entries, q.entries[q.head:])
+		clear(q.entries[n:])
+		q.entries, q.head = q.entries[:n], 0
 	}
 	q.entries = append(q.entries, e)
 	if q.len() == 1 {
 		q.arm()
 	}
+	q.peak = max(q.peak, q.len())
 	return true, nil
 }
 
@@ -184,7 +247,7 @@ func (q *queue) step(typ byte) (completed *entry, err error) {
 	if !done {
 		return nil, nil
 	}
-	q.head++
+	q.pop()
 	q.arm()
 	return &e, nil
 }
@@ -227,7 +290,7 @@ func (q *queue) fail() (failed *entry, skipped []entry) {
 		return &e, nil
 	}
 	// The server now discards every message up to the next Sync without responding.
-	for q.head++; q.head < len(q.entries) && q.entries[q.head].kind != kindSync; q.head++ {
+	for q.pop(); q.head < len(q.entries) && q.entries[q.head].kind != kindSync; q.pop() {
 		skipped = append(skipped, q.entries[q.head])
 	}
 	q.skipping = q.head == len(q.entries)
@@ -247,7 +310,7 @@ func (q *queue) ready(status byte) (completed entry, endNow bool, err error) {
 	if e.kind != kindQuery && e.kind != kindSync {
 		return entry{}, false, fmt.Errorf("%w: ReadyForQuery in response to %s", errDesync, e.kind)
 	}
-	q.head++
+	q.pop()
 	q.txStatus = status
 	q.arm()
 	return e, q.draining && q.idle(), nil

@@ -147,3 +147,75 @@ func TestQueueDrain(t *testing.T) {
 		t.Fatal("a draining session that reaches idle must end")
 	}
 }
+
+// TestQueueStaysCompact keeps maxInFlight requests in flight while 100,000 are served, as a client that
+// sends one request for each answer does: the queue never empties, and its slice must not grow with the
+// requests served. Entries popped must not hold what they referred to.
+func TestQueueStaysCompact(t *testing.T) {
+	q := newQueue(0, nil)
+	res := &rewrite.Result{SQL: "SELECT 1"}
+	for range maxInFlight {
+		if _, err := q.push(entry{kind: kindQuery, res: res}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100000 {
+		if _, _, err := q.ready('I'); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.push(entry{kind: kindQuery, res: res}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.len() != maxInFlight {
+		t.Fatalf("%d pending, want %d", q.len(), maxInFlight)
+	}
+	if c := cap(q.entries); c > 4*maxInFlight {
+		t.Errorf("after 100,000 requests served the queue's slice holds %d entries, want at most %d", c, 4*maxInFlight)
+	}
+	for i := range q.head {
+		if q.entries[i].res != nil {
+			t.Fatalf("popped entry %d still refers to its result", i)
+		}
+	}
+}
+
+// TestQueueWaitRoom checks the bound: full at maxInFlight, and a waiting reader is released once half
+// are answered, or when the queue stops.
+func TestQueueWaitRoom(t *testing.T) {
+	q := newQueue(0, nil)
+	for range maxInFlight {
+		if _, err := q.push(entry{kind: kindQuery}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !q.full() {
+		t.Fatal("not full at maxInFlight")
+	}
+	released := make(chan struct{})
+	go func() { q.waitRoom(); close(released) }()
+	for range maxInFlight/2 - 1 {
+		if _, _, err := q.ready('I'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-released:
+		t.Fatal("released with more than half in flight")
+	default:
+	}
+	if _, _, err := q.ready('I'); err != nil {
+		t.Fatal(err)
+	}
+	<-released
+
+	for q.len() < maxInFlight {
+		if _, err := q.push(entry{kind: kindQuery}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { q.waitRoom(); close(stopped) }()
+	q.stop()
+	<-stopped
+}

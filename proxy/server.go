@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,6 +65,8 @@ type Server struct {
 	cacheBase          [2]atomic.Uint64
 	refreshNow         chan struct{}
 	lastRefreshRequest atomic.Int64
+	// lastRelease is when memory was last returned to the system after a burst (releaseMemory).
+	lastRelease atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -247,3 +250,18 @@ func (srv *Server) report(e diagnostics.Event) {
 		srv.diag.Report(e)
 	}
 }
+
+// releaseMemory returns freed memory to the system soon after a session that held much of it ended (a
+// long pipeline, a large message), rather than minutes later when the runtime's scavenger gets to it. It
+// runs at most every releaseInterval, on its own goroutine.
+func (srv *Server) releaseMemory() {
+	now := time.Now().UnixNano()
+	last := srv.lastRelease.Load()
+	if now-last < int64(releaseInterval) || !srv.lastRelease.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
+}
+
+// releaseInterval bounds how often releaseMemory runs; a forced collection costs a few milliseconds.
+const releaseInterval = 10 * time.Second

@@ -139,6 +139,9 @@ func (s *session) serve() {
 		level = zap.WarnLevel
 	}
 	s.log.Log(level, "session ended", zap.Duration("duration", time.Since(started)), zap.Error(err))
+	if s.q.burst() || s.cr.peak > 1<<20 {
+		s.srv.releaseMemory()
+	}
 }
 
 // relay runs the two relay directions until one of them, or end, stops the session; see doc.go.

@@ -48,6 +48,7 @@ func (s *session) connectUpstream(ctx context.Context) error {
 	s.cancelAddr, s.backendSecret = hijacked.Conn.RemoteAddr(), hijacked.SecretKey
 	_, s.cancelTLS = hijacked.Conn.(*tls.Conn)
 	s.ur = newFrameReader(hijacked.Conn)
+	s.ur.authenticated() // the server's messages: PostgreSQL's own limit
 	s.uw = newFrameWriter(hijacked.Conn)
 	s.backendPID = hijacked.PID
 	s.log = s.log.With(zap.Uint32("backend_pid", hijacked.PID))

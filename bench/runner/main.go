@@ -108,6 +108,8 @@ func run() error {
 	clientsFlag := flag.String("clients", "1,8", "client counts to run")
 	targetsFlag := flag.String("targets", "direct,pgbouncer,tenantproxy", "targets to run")
 	out := flag.String("out", "", "also write the table to this file")
+	memory := flag.Bool("memory", false, "run the memory scenarios (memory.go) against PgBouncer and tenantproxy instead of pgbench")
+	memScenariosFlag := flag.String("memory-scenarios", "", "with -memory, the scenarios to run (default all)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -152,6 +154,23 @@ func run() error {
 		"direct":      {name: "direct", dsn: directDSN},
 		"pgbouncer":   {name: "pgbouncer", dsn: fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/bench?sslmode=disable", appRole, password, bouncerPort), pid: bouncer.Process.Pid},
 		"tenantproxy": {name: "tenantproxy", dsn: fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/bench?sslmode=disable", benchWorkspace, key, proxyPort), pid: proxy.Process.Pid, app: true},
+	}
+	if *memory {
+		var only []string
+		if *memScenariosFlag != "" {
+			only = strings.Split(*memScenariosFlag, ",")
+		}
+		table, err := runMemory(ctx, []target{targets["pgbouncer"], targets["tenantproxy"]}, only)
+		if err != nil {
+			return err
+		}
+		report := fmt.Sprintf("Measured %s on %s (%d cores), PostgreSQL %d, %s: `bench/run -memory`.\n\n%s", time.Now().UTC().Format("2006-01-02"),
+			hostname(), runtime.NumCPU(), cluster.Version, pgbouncerVersion(), table)
+		fmt.Print(report)
+		if *out != "" {
+			return os.WriteFile(*out, []byte(report), 0o644)
+		}
+		return nil
 	}
 	var order []string
 	for _, t := range strings.Split(*targetsFlag, ",") {
