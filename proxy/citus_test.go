@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantproxy/tenantproxy/config"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
 )
 
@@ -285,5 +286,35 @@ func TestCitusLegit(t *testing.T) {
 	}
 	if after := isolationSnapshot(t, ctx, direct, true); after != side.globex {
 		t.Error("the writes changed globex's rows")
+	}
+}
+
+// TestCitusVerifyMode runs statements that scope themselves with the tenant setting, as verify mode
+// requires, through the proxy in front of the coordinator.
+func TestCitusVerifyMode(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	p := startProxyOn(t, pgtest.NewCitusDatabase(t, citusTables+isolationRows(true)), isolationGlobal,
+		func(c *config.Config) { c.Mode = config.ModeVerify })
+	side := &isolationSide{p: p}
+	ctx := ctxT(t, time.Minute)
+	const ws = "current_setting('tenantproxy.workspace_id')"
+	for _, proto := range isolationProtocols {
+		t.Run(proto.name, func(t *testing.T) {
+			conn := side.p.Connect(t, acme)
+			for _, st := range []attackStep{
+				attackQuery("SELECT count(*) FROM items WHERE workspace_id = "+ws, "rows=3"),
+				attackQuery("SELECT i.name FROM items i JOIN projects p ON p.workspace_id = i.workspace_id AND p.id = i.id WHERE i.workspace_id = "+ws+" ORDER BY 1", "rows=acme one; acme two"),
+				attackQuery("INSERT INTO items VALUES ("+ws+", 70, 'verified')", "tag=INSERT 0 1"),
+				attackQuery("UPDATE items SET name = 'verified too' WHERE workspace_id = "+ws+" AND id = 70", "tag=UPDATE 1"),
+				attackQuery("DELETE FROM items WHERE workspace_id = "+ws+" AND id = 70", "tag=DELETE 1"),
+				attackQuery("SELECT count(*) FROM items", "refused=unscoped_reference"),
+			} {
+				res := runAttackStep(t, ctx, proto, side, conn, st)
+				if err := res.check(st.want); err != nil {
+					t.Errorf("%s: %v", st.sql, err)
+				}
+			}
+		})
 	}
 }

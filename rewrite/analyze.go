@@ -47,6 +47,9 @@ type analyzer struct {
 
 	targets []*target // tenant relation references, in the order found
 	masks   []*target // references to catalog relations with masked columns
+	// settingCalls are the calls of current_setting of the tenant setting, on a Citus upstream: they
+	// are given the workspace's id in the text (planSettingCalls).
+	settingCalls []*pg_query.FuncCall
 	inserts []*insertInfo
 	// inPrepare is set while analyzing the statement of an SQL-level PREPARE.
 	inPrepare bool

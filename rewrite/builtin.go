@@ -80,6 +80,7 @@ func (c *Catalog) clone() *Catalog {
 		UserTypes:          make(map[string]*UserType, len(c.UserTypes)),
 		UserCasts:          maps.Clone(c.UserCasts),
 		Shards:             maps.Clone(c.Shards),
+		Citus:              c.Citus,
 		// Shared: nothing changes a catalog's Builtins after it is read.
 		Builtins: c.Builtins,
 	}

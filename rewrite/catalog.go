@@ -184,6 +184,8 @@ type Catalog struct {
 	// UserCasts are the casts initdb did not create, with the function that performs each ("" for a
 	// binary or input/output cast, which runs the types' own code).
 	UserCasts map[CastKey]string
+	// Citus is set when the database is a Citus coordinator (the citus extension's metadata is there).
+	Citus bool
 	// Shards maps the shards of Citus distributed and reference tables ("schema.table_102008") to their
 	// table ("schema.table"): a shard is the table's rows without Citus's routing, and is refused by name,
 	// whether or not Citus shows it in pg_class.

@@ -1091,6 +1091,9 @@ func (a *analyzer) function(fc *pg_query.FuncCall) error {
 	if len(schemas) == 0 {
 		return a.at(refusef(ReasonUnknownFunction, "function %s is not in tenantproxy's catalog", strings.Join(names(fc.Funcname), ".")), fc.Location)
 	}
+	if a.cat.Citus && a.isTenantSetting(fc) && !slices.Contains(a.settingCalls, fc) {
+		a.settingCalls = append(a.settingCalls, fc)
+	}
 	for _, s := range schemas {
 		switch reason := functionRefusal(a.pol, a.cat, s, name); {
 		case reason == "":

@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite the golden files' want sections
 // Directives are leading comment lines:
 //
 //	-- mode: enforce | verify | audit      (default enforce)
-//	-- schema: main | camel                (default main: testdata/rewrite/schema.sql; camel: schema_camel.sql)
+//	-- schema: main | camel | citus        (default main: testdata/rewrite/schema.sql; camel: schema_camel.sql;
+//	                                        citus: schema.sql on a Citus coordinator)
 //	-- workspace: readonly | explain       (the workspace lacks the write permission, or has explain)
 //	-- params: 25,23                       (parameter types a Parse message declared)
 const goldenDir = "../testdata/rewrite"
@@ -35,6 +36,7 @@ func goldenRewriters(t testing.TB) map[string]*Rewriter {
 	for name, spec := range map[string]struct{ file, column string }{
 		"main":  {"schema.sql", "workspace_id"},
 		"camel": {"schema_camel.sql", "workspaceId"},
+		"citus": {"schema.sql", "workspace_id"},
 	} {
 		ddl, err := os.ReadFile(filepath.Join(goldenDir, spec.file))
 		if err != nil {
@@ -44,6 +46,7 @@ func goldenRewriters(t testing.TB) map[string]*Rewriter {
 		if err != nil {
 			t.Fatalf("%s: %v", spec.file, err)
 		}
+		cat.Citus = name == "citus"
 		for _, g := range []string{"plans", "countries"} {
 			if r := cat.Relation("public", g); r != nil && !r.IsTenant() {
 				r.Global = true

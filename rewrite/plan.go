@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/proto"
 )
 
 // innerAlias names the relation inside the subquery that replaces a tenant relation reference. It is
@@ -31,6 +32,11 @@ func (a *analyzer) plan() error {
 		}
 		if err != nil {
 			return fmt.Errorf("planning the masking of %s: %w", t.rel.QualifiedName(), err)
+		}
+	}
+	if a.mode != ModeAudit {
+		if err := a.planSettingCalls(); err != nil {
+			return fmt.Errorf("planning the tenant setting: %w", err)
 		}
 	}
 	if a.mode != ModeEnforce {
@@ -398,6 +404,48 @@ func (a *analyzer) planCopy(t *target, lit string) error {
 		}
 		t.copy.Relation, t.copy.Attlist, t.copy.Query = nil, nil, q
 	})
+	return nil
+}
+
+// planSettingCalls replaces each call of current_setting of the tenant setting by the workspace's id, as
+// a literal: a Citus coordinator sends such calls to its workers, whose sessions do not have the setting
+// (an error), and a literal also lets it route the statement to the workspace's shard. The value is the
+// one the call would return: the proxy sets it for the session, and statements cannot change it.
+func (a *analyzer) planSettingCalls() error {
+	txt := a.txt
+	// A call that is a whole output column names it current_setting: the literal keeps that name.
+	named := map[*pg_query.FuncCall]*pg_query.ResTarget{}
+	if len(a.settingCalls) > 0 {
+		walk(a.tree, func(m proto.Message) bool {
+			if rt, ok := m.(*pg_query.ResTarget); ok && rt.Name == "" {
+				if fc := rt.Val.GetFuncCall(); fc != nil && slices.Contains(a.settingCalls, fc) {
+					named[fc] = rt
+				}
+			}
+			return true
+		})
+	}
+	for _, fc := range a.settingCalls {
+		i, err := txt.at(int(fc.Location))
+		if err != nil {
+			return err
+		}
+		open := txt.nextAtDepth(i, len(txt.toks), txt.toks[i].depth, pg_query.Token_ASCII_40)
+		if open < 0 {
+			return fmt.Errorf("no argument list after current_setting at offset %d", txt.toks[i].start)
+		}
+		end, err := txt.closing(open)
+		if err != nil {
+			return err
+		}
+		repl := QuoteLiteral(a.tenant.ID)
+		if rt := named[fc]; rt != nil {
+			repl += " AS current_setting"
+			a.expectf(func() { rt.Name = "current_setting" })
+		}
+		txt.replace(txt.toks[i].start, txt.toks[end].end, repl)
+		a.expectf(func() { a.replaceNode(fc, literalNode(a.tenant.ID)) })
+	}
 	return nil
 }
 

@@ -255,6 +255,7 @@ func Load(ctx context.Context, conn *pgx.Conn, opts Options) (cat *rewrite.Catal
 	}
 	if r := l.cat.Relation("pg_catalog", "pg_dist_shard"); r != nil && !r.Builtin {
 		// Citus: its shards are tables of their own, hidden from pg_class for most sessions.
+		l.cat.Citus = true
 		rows, err := tx.Query(ctx, shardsQuery)
 		if err != nil {
 			return nil, nil, fmt.Errorf("loading the catalog: %w", err)
