@@ -50,7 +50,7 @@ type analyzer struct {
 	// settingCalls are the calls of current_setting of the tenant setting, on a Citus upstream: they
 	// are given the workspace's id in the text (planSettingCalls).
 	settingCalls []*pg_query.FuncCall
-	inserts []*insertInfo
+	inserts      []*insertInfo
 	// inPrepare is set while analyzing the statement of an SQL-level PREPARE.
 	inPrepare bool
 	// postCheck is set while checking the rewriter's own output: it is analyzed like verify mode, and
