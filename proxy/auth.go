@@ -78,6 +78,10 @@ func (s *session) authenticate(user string) error {
 // readPasswordMessage reads a PasswordMessage-family message ('p') into msg.
 func (s *session) readPasswordMessage(msg pgproto3.FrontendMessage) error {
 	typ, n, err := s.cr.header()
+	if errors.Is(err, errProtocolViolation) {
+		// Longer than any authentication message may be: refused at its header, nothing buffered.
+		return fatalf(codeProtocolViolation, "protocol_violation", "%v", err)
+	}
 	if err != nil {
 		// psql disconnects here to ask for a password and then reconnects: not worth a warning.
 		return fmt.Errorf("%w: during authentication: %v", errClientGone, err)

@@ -793,3 +793,30 @@ func startupWantClosed(t *testing.T, conn net.Conn) {
 		t.Fatalf("connection still open after 5 s (read %d bytes)", n)
 	}
 }
+
+// TestStartupHugeAuthMessage declares a 256 MiB SASL response before authentication, as a client nobody
+// knows can: the proxy refuses it at its header (PostgreSQL bounds authentication messages at 65,535
+// bytes) instead of waiting for, and buffering, the rest.
+func TestStartupHugeAuthMessage(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	conn := startupDial(t, p)
+	startupWrite(t, conn, startupMessage(pgproto3.ProtocolVersionNumber, p))
+	fe := pgproto3.NewFrontend(conn, conn)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if msg, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := msg.(*pgproto3.AuthenticationSASL); !ok {
+		t.Fatalf("got %T, want AuthenticationSASL", msg)
+	}
+	huge := binary.BigEndian.AppendUint32([]byte{'p'}, 256<<20)
+	startupWrite(t, conn, append(huge, make([]byte, 100)...))
+	msg, err := fe.Receive()
+	if err != nil {
+		t.Fatalf("after a 256 MiB declared message: %v, want a FATAL error at once", err)
+	}
+	e, ok := msg.(*pgproto3.ErrorResponse)
+	if !ok || e.Severity != "FATAL" || e.Code != "08P01" || !strings.Contains(e.Message, "protocol_violation") {
+		t.Fatalf("got %#v, want FATAL 08P01 protocol_violation", msg)
+	}
+}
