@@ -81,6 +81,9 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 	if err := checkExtensions(ctx, conn, opts.Rewriter, add); err != nil {
 		return nil, err
 	}
+	if err := checkCasts(ctx, conn, opts.Rewriter, add); err != nil {
+		return nil, err
+	}
 	if err := checkDefinitions(ctx, conn, opts.WorkspaceIDs, add); err != nil {
 		return nil, err
 	}
@@ -220,6 +223,43 @@ func checkExtensions(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, 
 			name, e.version, e.schema, strings.Join(held, ", "), reach)
 	}
 	return nil
+}
+
+// userCastsQuery lists the casts initdb did not create that run a function: source and target type,
+// the function, whether PostgreSQL applies them on its own (implicit or in assignment), and whether
+// either type is initdb's.
+const userCastsQuery = `SELECT format_type(c.castsource, NULL), format_type(c.casttarget, NULL), n.nspname::text, p.proname::text,
+	c.castcontext IN ('i', 'a'), c.castsource < 16384 OR c.casttarget < 16384
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE c.oid >= 16384 OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+	WHERE d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2`
+
+// checkCasts reports the casts initdb did not create that run a function. The rewriter refuses an
+// explicit cast that may run one whose function is not allowed, but PostgreSQL applies an implicit or
+// assignment cast by itself, wherever it converts a value: one between built-in types runs its function
+// on values of any statement, which the rewriter cannot see. That is critical unless the function is in
+// allowed_functions.
+func checkCasts(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, add func(string, Severity, string, string, ...any)) error {
+	rows, err := conn.Query(ctx, userCastsQuery)
+	if err != nil {
+		return fmt.Errorf("check of casts: %w", err)
+	}
+	var source, target, schema, fn string
+	var automatic, builtinType bool
+	_, err = pgx.ForEachRow(rows, []any{&source, &target, &schema, &fn, &automatic, &builtinType}, func() error {
+		switch refused := rw.FunctionRefusal(schema, fn) != ""; {
+		case automatic && builtinType && refused:
+			add("user_cast_implicit", SeverityCritical, "", "the cast from %s to %s runs %s.%s wherever PostgreSQL converts between them, which tenantproxy cannot see: drop it, make it explicit, or list the function in allowed_functions if it is safe",
+				source, target, schema, fn)
+		default:
+			add("user_cast", SeverityInfo, "", "the cast from %s to %s runs %s.%s; explicit casts that may use it are refused unless the function is allowed", source, target, schema, fn)
+		}
+		return nil
+	})
+	return err
 }
 
 // definitionsQuery returns the schema metadata every workspace may read, as it reads it (object, definition):

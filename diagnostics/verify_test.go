@@ -359,3 +359,21 @@ INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2), ('9e81d4', 3);`)
 		}
 	}
 }
+
+// TestVerifyFindsUserCasts checks verify reports a cast a superuser added between built-in types, which
+// PostgreSQL applies by itself: critical while its function is not allowed.
+func TestVerifyFindsUserCasts(t *testing.T) {
+	db := pgtest.NewDatabase(t, `
+CREATE TABLE sound (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));
+CREATE FUNCTION leak(int) RETURNS text LANGUAGE sql AS $$ SELECT string_agg(workspace_id, ',') FROM sound $$;
+CREATE CAST (int4 AS text) WITH FUNCTION leak(int) AS IMPLICIT;
+CREATE FUNCTION tame(bool) RETURNS int8 LANGUAGE sql AS $$ SELECT 1::int8 $$;
+CREATE CAST (bool AS int8) WITH FUNCTION tame(bool);`)
+	got := keys(verifyDB(t, db, false))
+	if got[findingKey{"user_cast_implicit", ""}] != SeverityCritical {
+		t.Errorf("an implicit cast int4 -> text running a user function: %v, want user_cast_implicit critical", got)
+	}
+	if got[findingKey{"user_cast", ""}] != SeverityInfo {
+		t.Errorf("an explicit cast bool -> int8: %v, want user_cast info", got)
+	}
+}
