@@ -84,7 +84,7 @@ func TestRunawayVanishedClient(t *testing.T) {
 
 func TestRunawayStatementTimeout(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, func(c *config.Config) { c.Timeouts.Statement = 300 * time.Millisecond })
+	p := startProxy(t, func(c *config.Config) { c.Timeouts.Statement = time.Second })
 	ctx := ctxT(t, 30*time.Second)
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -114,8 +114,8 @@ func TestRunawayStatementTimeout(t *testing.T) {
 			}
 			// Work shorter than the timeout, one statement after another, is not cancelled.
 			for range 3 {
-				if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.2)", mode); err != nil {
-					t.Fatalf("pg_sleep(0.2) under a 300 ms timeout: %v", err)
+				if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.1)", mode); err != nil {
+					t.Fatalf("pg_sleep(0.1) under a 1 s timeout: %v", err)
 				}
 			}
 		})
