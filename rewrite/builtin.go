@@ -123,6 +123,7 @@ func (c *Catalog) clone() *Catalog {
 		m := make(map[string]*Function, len(fns))
 		for name, f := range fns {
 			fc := *f
+			fc.Overloads = slices.Clone(f.Overloads)
 			m[name] = &fc
 		}
 		out.Functions[schema] = m
@@ -211,14 +212,15 @@ type castJSON struct {
 }
 
 type functionJSON struct {
-	Schema    string `json:"schema"`
-	Name      string `json:"name"`
-	Leakproof bool   `json:"leakproof,omitempty"`
-	Aggregate bool   `json:"aggregate,omitempty"`
-	Stable    bool   `json:"stable,omitempty"`
-	Immutable bool   `json:"immutable,omitempty"`
-	Result    uint32 `json:"result,omitempty"`
-	Builtin   bool   `json:"builtin,omitempty"`
+	Schema    string     `json:"schema"`
+	Name      string     `json:"name"`
+	Leakproof bool       `json:"leakproof,omitempty"`
+	Aggregate bool       `json:"aggregate,omitempty"`
+	Stable    bool       `json:"stable,omitempty"`
+	Immutable bool       `json:"immutable,omitempty"`
+	Result    uint32     `json:"result,omitempty"`
+	Builtin   bool       `json:"builtin,omitempty"`
+	Overloads []Overload `json:"overloads,omitempty"`
 }
 
 // MarshalCatalog encodes c as JSON, deterministically: equal catalogs give equal bytes. It is the format

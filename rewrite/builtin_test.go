@@ -80,7 +80,8 @@ func TestBuiltin(t *testing.T) {
 		t.Errorf("BinaryCoercible has text, the preferred string type: its own operators apply")
 	}
 	for _, want := range []*Function{
-		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true, Builtin: true},
+		{Schema: "pg_catalog", Name: "lower", Stable: true, Immutable: true, Builtin: true,
+			Overloads: []Overload{{Args: []uint32{testOIDText}, Result: testOIDText}, {Args: []uint32{3831}}, {Args: []uint32{4537}}}},
 		{Schema: "pg_catalog", Name: "int4eq", Leakproof: true, Stable: true, Immutable: true, Result: 16, Builtin: true},
 		{Schema: "pg_catalog", Name: "now", Stable: true, Result: 1184, Builtin: true},
 		{Schema: "pg_catalog", Name: "random", Result: 701, Builtin: true},

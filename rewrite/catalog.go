@@ -109,6 +109,16 @@ type Function struct {
 	// — an extension's, or one a superuser created in pg_catalog — is refused unless allowed_functions
 	// lists it.
 	Builtin bool
+	// Overloads are the argument and result types of each overload, where Result differs between them:
+	// the rewriter picks the overload a call's argument types select (functionResult).
+	Overloads []Overload
+}
+
+// Overload is one overload of a function: its argument types and its result type (0 when it is
+// polymorphic or returns a set).
+type Overload struct {
+	Args   []uint32 `json:"a,omitempty"`
+	Result uint32   `json:"r,omitempty"`
 }
 
 // UserType is a type that initdb did not create. Its conversion (a cast to it, a literal read as it) may

@@ -266,15 +266,26 @@ func (a *analyzer) isWholeRowCast(e *pg_query.TypeCast, sc *scope) bool {
 
 // funcCall analyzes a function call.
 func (a *analyzer) funcCall(e *pg_query.FuncCall, sc *scope) (exprInfo, error) {
-	args := slices.Concat(e.Args, e.AggOrder, []*pg_query.Node{e.AggFilter})
-	if e.Over != nil {
-		args = slices.Concat(args, e.Over.PartitionClause, e.Over.OrderClause, []*pg_query.Node{e.Over.StartOffset, e.Over.EndOffset})
+	info := safeExpr
+	argTypes := make([]uint32, len(e.Args))
+	for i, n := range e.Args {
+		sub, err := a.expr(n, sc)
+		if err != nil {
+			return info, err
+		}
+		argTypes[i] = sub.typ
+		info = merge(info, sub)
 	}
-	info, err := a.all(sc, args...)
+	rest := slices.Concat(e.AggOrder, []*pg_query.Node{e.AggFilter})
+	if e.Over != nil {
+		rest = slices.Concat(rest, e.Over.PartitionClause, e.Over.OrderClause, []*pg_query.Node{e.Over.StartOffset, e.Over.EndOffset})
+	}
+	more, err := a.all(sc, rest...)
 	if err != nil {
 		return info, err
 	}
-	info.typ = a.functionResult(e)
+	info = merge(info, more)
+	info.typ = a.functionResult(e, argTypes)
 	switch {
 	case e.Over != nil || a.functionIs(e, func(f *Function) bool { return f.Aggregate }):
 		// Aggregates and window functions only see rows that passed every filter: PostgreSQL never
@@ -708,19 +719,77 @@ func (a *analyzer) coerce(t uint32) uint32 {
 	return t
 }
 
-// functionResult returns the type a call returns, when every function it may resolve to returns it.
-func (a *analyzer) functionResult(fc *pg_query.FuncCall) uint32 {
+// functionResult returns the type a call returns: the one every function it may resolve to returns, or
+// the one of the overloads its argument types (0 where unknown, oidUnknown for an untyped literal or
+// parameter) select, when those agree.
+func (a *analyzer) functionResult(fc *pg_query.FuncCall, argTypes []uint32) uint32 {
 	schemas, name := a.functionSchemas(fc)
 	var typ uint32
 	for i, s := range schemas {
 		f := a.cat.Function(s, name)
-		if f == nil || f.Result == 0 || i > 0 && f.Result != typ {
+		r := uint32(0)
+		if f != nil {
+			r = f.Result
+			if r == 0 {
+				r = a.overloadResult(f.Overloads, argTypes)
+			}
+		}
+		if r == 0 || i > 0 && r != typ {
 			return 0
 		}
-		typ = f.Result
+		typ = r
 	}
 	a.userValues = a.userValues || a.userTypes[typ]
 	return typ
+}
+
+// polymorphicTypes are the pseudo-types an argument of a polymorphic overload has.
+var polymorphicTypes = []uint32{2276, 2277, 2283, 2776, 3500, 3831, 4537, 4538, 5077, 5078, 5079, 5080}
+
+// overloadResult returns the result type of the overloads that calls with argTypes may select, when they
+// agree: an overload of as many arguments whose every argument is that type (or what it coerces to
+// without conversion); an untyped argument matches any type, but with it PostgreSQL prefers an overload
+// without polymorphic arguments, as for lower('X'). 0 when the types do not tell.
+func (a *analyzer) overloadResult(overloads []Overload, argTypes []uint32) uint32 {
+	var exact, poly []Overload
+	for _, o := range overloads {
+		if len(o.Args) != len(argTypes) {
+			continue
+		}
+		matches, polymorphic := true, false
+		for i, want := range o.Args {
+			got := argTypes[i]
+			switch {
+			case slices.Contains(polymorphicTypes, want):
+				polymorphic = true
+				if got == 0 {
+					matches = false
+				}
+			case got == oidUnknown:
+			case got == 0 || got != want && a.coerce(got) != want:
+				matches = false
+			}
+		}
+		switch {
+		case !matches:
+		case polymorphic:
+			poly = append(poly, o)
+		default:
+			exact = append(exact, o)
+		}
+	}
+	candidates := exact
+	if len(candidates) == 0 {
+		candidates = poly
+	}
+	var r uint32
+	for i, o := range candidates {
+		if o.Result == 0 || i > 0 && o.Result != r {
+			return 0
+		}
+		r = o.Result
+	}
+	return r
 }
 
 // sqlValueType is the type of CURRENT_DATE, CURRENT_TIMESTAMP and their kin.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -132,7 +133,9 @@ const (
 			THEN max(p.prorettype::int8) ELSE 0 END,
 		bool_and(` + initdbProc + `),
 		coalesce(array_agg('f:' || n.nspname || '.' || p.proname || '(' || array_to_string(p.proargtypes::oid[], ',') || ')' || p.prorettype::int8)
-			FILTER (WHERE ` + initdbProc + `), '{}')
+			FILTER (WHERE ` + initdbProc + `), '{}'),
+		array_agg(array_to_string(p.proargtypes::oid[], ',') ORDER BY p.oid),
+		array_agg(CASE WHEN t.typtype <> 'p' AND NOT p.proretset THEN p.prorettype::int8 ELSE 0 END ORDER BY p.oid)
 	FROM pg_catalog.pg_proc p
 	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 	JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
@@ -536,10 +539,29 @@ func (l *loader) functions(rows pgx.Rows) error {
 	var f rewrite.Function
 	var result int64
 	var candidate bool
-	var sigs []string
-	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result, &candidate, &sigs}, func() error {
+	var sigs, args []string
+	var results []int64
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result, &candidate, &sigs, &args, &results}, func() error {
 		f.Result = uint32(result)
 		f.Builtin = l.builtin(candidate, sigs...)
+		f.Overloads = nil
+		if f.Result == 0 && len(args) > 1 && len(args) == len(results) {
+			// Only where the result differs between overloads: the call's argument types pick one.
+			for i, a := range args {
+				o := rewrite.Overload{Result: uint32(results[i])}
+				for _, s := range strings.Split(a, ",") {
+					if s == "" {
+						continue
+					}
+					oid, err := strconv.ParseUint(s, 10, 32)
+					if err != nil {
+						return fmt.Errorf("function %s.%s: argument type %q", f.Schema, f.Name, s)
+					}
+					o.Args = append(o.Args, uint32(oid))
+				}
+				f.Overloads = append(f.Overloads, o)
+			}
+		}
 		if l.cat.Functions[f.Schema] == nil {
 			l.cat.Functions[f.Schema] = map[string]*rewrite.Function{}
 		}
