@@ -121,6 +121,23 @@ func TestCitusAttacks(t *testing.T) {
 	if functions < 200 || relations < 15 {
 		t.Fatalf("found %d functions and %d relations of the citus extension", functions, relations)
 	}
+	// Every type of the extension, as a tenant value and in a comparison: its input function is Citus's.
+	rows, err = admin.Query(ctx, `SELECT format_type(t.oid, NULL) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+		JOIN pg_type t ON t.oid = d.objid
+		WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'citus' AND d.classid = 'pg_type'::regclass
+			AND t.typtype IN ('b', 'd', 'r', 'm') AND t.typelem = 0 ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(types) == 0 {
+		t.Fatalf("types of the citus extension: %v, %v", types, err)
+	}
+	for _, ty := range types {
+		attacks = append(attacks,
+			citusAttack{"INSERT INTO items VALUES ('7f3c2a'::" + ty + ", 98, 'cast')", "type_refused|tenant_value_cast_refused"},
+			citusAttack{"SELECT count(*) FROM items WHERE name = '1'::" + ty, "type_refused"})
+	}
 
 	var plansShard, itemsShard string
 	if err := admin.QueryRow(ctx, `SELECT (SELECT 'plans_' || shardid FROM pg_dist_shard WHERE logicalrelid = 'plans'::regclass),
