@@ -21,6 +21,8 @@ var (
 	// errDesync: a backend message did not fit the pending queue; the proxy no longer knows which
 	// response belongs to which request, so it must not relay further.
 	errDesync = errors.New("relay out of step with the server")
+	// errNothingToCancel: the statement a cancel was meant for completed before it was sent.
+	errNothingToCancel = errors.New("the statement completed before the cancel was sent")
 )
 
 // SQLSTATEs the proxy itself reports.

@@ -101,6 +101,9 @@ type queue struct {
 	stopped bool
 	// peak is the most requests that were ever pending at once.
 	peak int
+	// answered counts the requests answered so far: a timeout is for the request at the head when it
+	// fired, not for a later one (pendingSince).
+	answered uint64
 }
 
 // maxInFlight bounds the requests a session has waiting for the server's answer. A client that sends
@@ -155,6 +158,21 @@ func (q *queue) stop() {
 	q.room.Broadcast()
 }
 
+// headRequest returns the number of requests answered so far and whether one is pending now: with
+// pendingSince, whether the request pending now is still that one.
+func (q *queue) headRequest() (answered uint64, pending bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.answered, q.len() > 0
+}
+
+// pendingSince reports whether no request was answered since answered and one is pending.
+func (q *queue) pendingSince(answered uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.answered == answered && q.len() > 0
+}
+
 // burst reports whether the queue ever held more than half of maxInFlight requests.
 func (q *queue) burst() bool {
 	q.mu.Lock()
@@ -186,6 +204,7 @@ func (q *queue) waitRoom() {
 func (q *queue) pop() {
 	q.entries[q.head] = entry{}
 	q.head++
+	q.answered++
 	if q.waiting && q.len() <= maxInFlight/2 {
 		q.room.Broadcast()
 	}

@@ -155,7 +155,7 @@ func (s *session) relay() error {
 	if s.q.busy() {
 		// Nobody will read what the backend is computing: a client that vanished, a forced shutdown.
 		// Closing the connection alone would leave the backend running its statement to the end.
-		s.cancelInFlight("session_ended")
+		s.cancelInFlight("session_ended", nil)
 	}
 	// Stop upstreamToClient — the client's only writer — before telling the client why the session ends.
 	s.upstreamClosed.Store(true)
@@ -170,11 +170,15 @@ func (s *session) relay() error {
 
 // cancelInFlight sends the server a CancelRequest for the statement the session's backend is running,
 // waiting at most cancelTimeout for it to be delivered; why is the reason the metrics and log give.
-func (s *session) cancelInFlight(why string) {
-	s.srv.metrics.Cancelled(why)
+func (s *session) cancelInFlight(why string, still func() bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), cancelTimeout)
 	defer cancel()
-	if err := s.cancelUpstream(ctx); err != nil {
+	err := s.cancelUpstreamIf(ctx, still)
+	if errors.Is(err, errNothingToCancel) {
+		return
+	}
+	s.srv.metrics.Cancelled(why)
+	if err != nil {
 		s.log.Warn("cancelling the running statement failed", zap.String("why", why), zap.Error(err))
 		return
 	}
@@ -184,7 +188,13 @@ func (s *session) cancelInFlight(why string) {
 // statementTimedOut runs when a request has waited timeouts.statement for the server's answer: the
 // statement is cancelled, and the client gets the server's error for it (57014) with the session intact.
 func (s *session) statementTimedOut() {
-	s.cancelInFlight("statement_timeout")
+	// The request at the head when the timer fired, and only it: by the time the cancel is sent it may
+	// have completed, and the next one must not be cancelled for it.
+	answered, pending := s.q.headRequest()
+	if !pending {
+		return
+	}
+	s.cancelInFlight("statement_timeout", func() bool { return s.q.pendingSince(answered) })
 }
 
 // cancelTimeout bounds the delivery of a CancelRequest to the server.

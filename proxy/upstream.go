@@ -83,7 +83,11 @@ func (s *session) sendReady() error {
 // cancelUpstream asks the server to cancel the statement the session's backend is running: a
 // CancelRequest on a new connection to the same server, as pgconn's CancelRequest sends it, encrypted
 // when the upstream connection is (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS).
-func (s *session) cancelUpstream(ctx context.Context) error {
+func (s *session) cancelUpstream(ctx context.Context) error { return s.cancelUpstreamIf(ctx, nil) }
+
+// cancelUpstreamIf is cancelUpstream, sent only if still (when set) reports, right before the request is
+// written, that the statement to cancel is still the one running.
+func (s *session) cancelUpstreamIf(ctx context.Context, still func() bool) error {
 	cfg := s.srv.upstream
 	network, addr := s.cancelAddr.Network(), s.cancelAddr.String()
 	if network == "unix" {
@@ -106,6 +110,9 @@ func (s *session) cancelUpstream(ctx context.Context) error {
 	buf, err := (&pgproto3.CancelRequest{ProcessID: s.backendPID, SecretKey: s.backendSecret}).Encode(nil)
 	if err != nil {
 		return err
+	}
+	if still != nil && !still() {
+		return errNothingToCancel
 	}
 	if _, err := conn.Write(buf); err != nil {
 		return err
