@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantproxy/tenantproxy/config"
+	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
 )
 
@@ -303,6 +304,28 @@ func TestCitusLegit(t *testing.T) {
 	}
 	if after := isolationSnapshot(t, ctx, direct, true); after != side.globex {
 		t.Error("the writes changed globex's rows")
+	}
+
+	// The isolation checks run on a coordinator, list the citus extension as reaching nothing, and find
+	// nothing critical.
+	findings, err := side.p.Server.CheckIsolation(ctx)
+	if err != nil {
+		t.Fatalf("isolation checks on Citus: %v", err)
+	}
+	sawCitus := false
+	for _, f := range findings {
+		if f.Severity == diagnostics.SeverityCritical {
+			t.Errorf("critical finding on Citus: %+v", f)
+		}
+		if f.Check == "extension" && strings.HasPrefix(f.Message, "extension citus ") {
+			sawCitus = true
+			if !strings.Contains(f.Message, "a workspace can reach none of them") {
+				t.Errorf("the citus extension is reachable: %s", f.Message)
+			}
+		}
+	}
+	if !sawCitus {
+		t.Errorf("verify does not list the citus extension: %+v", findings)
 	}
 }
 
