@@ -90,6 +90,9 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 	if err := checkRole(ctx, conn, relationNames(tenants), add); err != nil {
 		return nil, err
 	}
+	if opts.RLS && cat.Citus {
+		add("rls_citus_unsupported", SeverityWarning, "", "rls: true on a Citus coordinator: the workers evaluate the shards' policies without the tenant setting, so they see no rows; tenantproxy does not yet carry the setting to them (SET LOCAL per transaction)")
+	}
 	if opts.RLS {
 		if err := checkRLS(ctx, conn, relationNames(tenants), opts.TenantSetting, add); err != nil {
 			return nil, err

@@ -358,3 +358,18 @@ func TestCitusVerifyMode(t *testing.T) {
 		})
 	}
 }
+
+// TestCitusRLSReported checks verify says plainly that rls: true is not supported on a coordinator yet,
+// rather than passing a layer that shows no rows.
+func TestCitusRLSReported(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	p := startProxyOn(t, pgtest.NewCitusDatabase(t, citusTables), isolationGlobal, func(c *config.Config) { c.RLS = true })
+	findings, err := p.Server.CheckIsolation(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(findings, func(f diagnostics.Finding) bool { return f.Check == "rls_citus_unsupported" }) {
+		t.Errorf("no rls_citus_unsupported finding: %+v", findings)
+	}
+}
