@@ -435,9 +435,10 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		leakproof, immutable := builtinOp, builtinOp
 		for _, o := range ops {
 			k, ok := a.resolveOperator(o, left.typ, right.typ)
-			// An operand of a user-defined type may find an operator of that type before the built-in
-			// one its binary coercion reaches (citext = unknown is citext's =, not text's).
-			if (!ok || a.userTypes[left.typ] || a.userTypes[right.typ]) && refusedOp == nil {
+			// Reached through a binary coercion, a built-in operator is PostgreSQL's choice only if no
+			// operator matches the operand types exactly: someone else's may (citext = unknown is
+			// citext's =, not text's; a user's = on varchar comes before text's).
+			if (!ok || k != exactOperator(o, left.typ, right.typ)) && refusedOp == nil {
 				switch refused, pending := a.userOperatorRefused(o, false, false, left.typ, right.typ); {
 				case refused:
 					refusedOp = &pendingOp{name: o, op: o, location: e.Location}
@@ -709,6 +710,20 @@ func (a *analyzer) resolveOperator(name string, l, r uint32) (OpKey, bool) {
 		}
 	}
 	return OpKey{}, false
+}
+
+// exactOperator is the key of operator name on operand types l and r as resolveOperator first tries it:
+// an untyped operand taken as the other's type, two of them as text.
+func exactOperator(name string, l, r uint32) OpKey {
+	switch {
+	case l == oidUnknown && r == oidUnknown:
+		l, r = oidText, oidText
+	case l == oidUnknown:
+		l = r
+	case r == oidUnknown:
+		r = l
+	}
+	return OpKey{name, l, r}
 }
 
 // coerce returns the type whose operators apply to t without a conversion.

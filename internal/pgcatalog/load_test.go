@@ -366,7 +366,9 @@ CREATE OPERATOR pg_catalog.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = tp_e
 CREATE FUNCTION tp_eq_int(text, int) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
 CREATE OPERATOR = (LEFTARG = text, RIGHTARG = int, FUNCTION = tp_eq_int);
 CREATE VIEW trgm_view AS SELECT similarity('a', 'b') AS s;
-CREATE TABLE people (workspace_id text NOT NULL, email citext);
+CREATE TABLE people (workspace_id text NOT NULL, email citext, nick varchar(20));
+CREATE FUNCTION tp_eq_varchar(varchar, varchar) RETURNS bool LANGUAGE sql AS $$ SELECT true $$;
+CREATE OPERATOR = (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = tp_eq_varchar);
 `
 
 // TestLoadTrust checks the catalog's trust rule on a live server: only what initdb created is built-in,
@@ -430,7 +432,7 @@ func TestLoadTrust(t *testing.T) {
 	}
 
 	ws := &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read", "write"}}
-	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq", "citext_lt"}} {
+	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq", "citext_lt", "tp_eq_varchar"}} {
 		rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id", AllowedFunctions: allowed})
 		for _, tt := range []struct {
 			sql    string
@@ -459,6 +461,9 @@ func TestLoadTrust(t *testing.T) {
 			{"SELECT count(*) FROM people WHERE lower('a') < lower(email::text)", ""},
 			// Without a citext value in the statement, citext's < cannot apply.
 			{"SELECT (SELECT 'a') < (SELECT 'b')", ""},
+			// A user's = on varchar comes before text's, which varchar coerces to.
+			{"SELECT count(*) FROM people WHERE nick = 'x'", rewrite.ReasonOperator},
+			{"SELECT count(*) FROM people WHERE nick::text = 'x'", ""},
 			// tp_eq_int is an = of built-in types: operands of unknown type may resolve to it.
 			{"SELECT (SELECT 'a') = (SELECT 'b')", rewrite.ReasonOperator},
 		} {
