@@ -57,6 +57,11 @@ type Config struct {
 	// anything initdb did not create, extension members and objects in pg_catalog included.
 	// User-defined functions can read any row, so none is allowed by default.
 	AllowedFunctions []string `yaml:"allowed_functions"`
+	// AllowedExtensions are extensions all of whose functions (and so operators and types) statements may
+	// use, for ones that compute on their arguments (citext, pg_trgm, uuid-ossp, hstore). Those whose
+	// functions run SQL or read relations by name (rewrite.DeniedExtensions: citus, dblink, ...) are
+	// refused here. Default none.
+	AllowedExtensions []string `yaml:"allowed_extensions"`
 	// DeniedFunctions are built-in functions to refuse in addition to tenantproxy's denylist (see the
 	// README); a trailing * matches a prefix. Default none.
 	DeniedFunctions []string `yaml:"denied_functions"`
@@ -359,6 +364,11 @@ func (c *Config) Validate() error {
 			bad("%q is not a name or schema.name", name)
 		}
 	}
+	for _, ext := range c.AllowedExtensions {
+		if slices.Contains(rewrite.DeniedExtensions, ext) {
+			bad("allowed_extensions: %q runs SQL or reads relations by name; allow its functions one by one in allowed_functions, if at all", ext)
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file must be set together")
 	}
@@ -470,8 +480,9 @@ func (c *Config) Policy() rewrite.Policy {
 	return rewrite.Policy{
 		TenantColumn:     column,
 		TenantSetting:    c.Tenant.Setting,
-		AllowedFunctions: c.AllowedFunctions,
-		DeniedFunctions:  c.DeniedFunctions,
+		AllowedFunctions:  c.AllowedFunctions,
+		AllowedExtensions: c.AllowedExtensions,
+		DeniedFunctions:   c.DeniedFunctions,
 		RefusedRelations: c.Catalog.RefusedRelations,
 	}
 }

@@ -115,6 +115,7 @@ func TestValidateErrors(t *testing.T) {
 		{"mixed salts", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, keys: ['" + verifier(t, salt1) + "', '" + verifier(t, salt2) + "']}]", "share salt"},
 		{"bad duration", "upstream: postgres://u@h/app\ntimeouts: {startup: soon}", "parsing YAML"},
 		{"negative statement timeout", "upstream: postgres://u@h/app\ntimeouts: {statement: -1s}", "timeouts: must not be negative"},
+		{"denied extension", "upstream: postgres://u@h/app\nallowed_extensions: [citext, citus]", `allowed_extensions: "citus"`},
 		{"two admin tokens", "upstream: postgres://u@h/app\nadmin: {token: a, token_file: /x}", "token or token_file"},
 		{"bad limit tier", "upstream: postgres://u@h/app\nlimits: {gold: {max_connections: 1}}", `limits: "gold"`},
 		{"negative limit", "upstream: postgres://u@h/app\nlimits: {free: {statements_per_second: -1}}", "limits.free: statements_per_second"},

@@ -220,6 +220,7 @@ type functionJSON struct {
 	Immutable bool       `json:"immutable,omitempty"`
 	Result    uint32     `json:"result,omitempty"`
 	Builtin   bool       `json:"builtin,omitempty"`
+	Extension string     `json:"extension,omitempty"`
 	Overloads []Overload `json:"overloads,omitempty"`
 }
 

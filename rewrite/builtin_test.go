@@ -88,7 +88,7 @@ func TestBuiltin(t *testing.T) {
 		{Schema: "pg_catalog", Name: "count", Aggregate: true, Stable: true, Immutable: true, Result: 20, Builtin: true},
 		{Schema: "information_schema", Name: "_pg_expandarray", Stable: true, Immutable: true, Builtin: true},
 		// Created by initdb, but as a member of the plpgsql extension: not PostgreSQL's own.
-		{Schema: "pg_catalog", Name: "plpgsql_call_handler"},
+		{Schema: "pg_catalog", Name: "plpgsql_call_handler", Extension: "plpgsql"},
 	} {
 		if diff := cmp.Diff(want, c.Function(want.Schema, want.Name)); diff != "" {
 			t.Errorf("Function(%s, %s) (-want +got):\n%s", want.Schema, want.Name, diff)

@@ -109,6 +109,8 @@ type Function struct {
 	// — an extension's, or one a superuser created in pg_catalog — is refused unless allowed_functions
 	// lists it.
 	Builtin bool
+	// Extension is the extension that owns every overload, or "".
+	Extension string `json:"extension,omitempty"`
 	// Overloads are the argument and result types of each overload, where Result differs between them:
 	// the rewriter picks the overload a call's argument types select (functionResult).
 	Overloads []Overload

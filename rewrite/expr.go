@@ -597,6 +597,21 @@ func (a *analyzer) userOperatorRefused(name string, qualified, prefix bool, l, r
 	if len(ops) == 0 {
 		return qualified, false
 	}
+	if !qualified && !prefix {
+		// An operator on exactly the operand types is PostgreSQL's choice (one of them, by search path,
+		// when several schemas have one): only they matter.
+		exact := exactOperator(name, l, r)
+		found, refused := false, false
+		for _, o := range ops {
+			if exact.Left != 0 && exact.Left != oidUnknown && exact.Right != 0 && o.Left == exact.Left && o.Right == exact.Right {
+				found = true
+				refused = refused || !a.functionAllowed(o.Function)
+			}
+		}
+		if found {
+			return refused, false
+		}
+	}
 	for _, o := range ops {
 		if o.Left == 0 != prefix || a.functionAllowed(o.Function) {
 			continue
@@ -632,10 +647,10 @@ func (a *analyzer) mayBe(want, got uint32) (may, pending bool) {
 	return got == want || a.coerce(got) == want || cast, false
 }
 
-// functionAllowed reports whether allowed_functions lists f ("schema.name").
+// functionAllowed reports whether the function policy allows f ("schema.name"), a user-defined function.
 func (a *analyzer) functionAllowed(f string) bool {
-	_, fn, _ := strings.Cut(f, ".")
-	return f != UnknownDependency && (matchName(a.pol.AllowedFunctions, f) || matchName(a.pol.AllowedFunctions, fn))
+	schema, fn, _ := strings.Cut(f, ".")
+	return f != UnknownDependency && functionRefusal(a.pol, a.cat, schema, fn) == ""
 }
 
 // clockOffset reports whether e is the current time or date moved by a small constant: now() - interval

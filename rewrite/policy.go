@@ -28,6 +28,9 @@ type Policy struct {
 	// AllowedFunctions are user-defined functions statements may call, as "schema.name" or "name" (any
 	// schema). User-defined functions can read any row, so none is allowed by default.
 	AllowedFunctions []string
+	// AllowedExtensions are extensions all of whose functions statements may call, and whose operators and
+	// types they may use, as if allowed_functions listed them. See DeniedExtensions.
+	AllowedExtensions []string
 	// DeniedFunctions are built-in functions to refuse in addition to DefaultDeniedFunctions. A trailing
 	// "*" matches a prefix.
 	DeniedFunctions []string
@@ -85,6 +88,15 @@ var DefaultDeniedFunctions = []string{
 	// Read a table's heap by name, or act on its indexes: what they report counts every workspace's rows.
 	"currtid*", "brin_summarize_*", "brin_desummarize_range", "gin_clean_pending_list",
 	"binary_upgrade_*", "pg_extension_config_dump",
+}
+
+// DeniedExtensions are extensions AllowedExtensions may not name: their functions run SQL given as text
+// on this or other servers (citus, dblink, postgres_fdw), or read any relation's pages, statistics or
+// files by name. Their functions can be allowed one by one, by whoever has read them.
+var DeniedExtensions = []string{
+	"citus", "citus_columnar", "dblink", "postgres_fdw", "file_fdw", "adminpack", "pageinspect", "pgstattuple",
+	"pg_visibility", "pg_buffercache", "pg_freespacemap", "pg_stat_statements", "pg_surgery", "pg_walinspect",
+	"pgrowlocks", "amcheck", "old_snapshot", "pg_prewarm", "lo", "tablefunc", "xml2",
 }
 
 // protectedSettings may not be SET (RESET is harmless: each returns to its session start value, which the

@@ -239,10 +239,13 @@ func readsOnlyHarmless(r *Relation, name string) bool {
 // one a superuser created in pg_catalog — needs allowed_functions.
 func functionRefusal(pol *Policy, cat *Catalog, schema, name string) string {
 	if f := cat.Function(schema, name); f == nil || !f.Builtin {
-		if !matchName(pol.AllowedFunctions, schema+"."+name) && !matchName(pol.AllowedFunctions, name) {
-			return "is user-defined and not in allowed_functions"
+		if matchName(pol.AllowedFunctions, schema+"."+name) || matchName(pol.AllowedFunctions, name) {
+			return ""
 		}
-		return ""
+		if f != nil && f.Extension != "" && slices.Contains(pol.AllowedExtensions, f.Extension) && !slices.Contains(DeniedExtensions, f.Extension) {
+			return ""
+		}
+		return "is user-defined and not in allowed_functions"
 	}
 	if matchName(DefaultDeniedFunctions, name) || matchName(pol.DeniedFunctions, name) {
 		return "is not allowed"

@@ -134,11 +134,15 @@ const (
 		bool_and(` + initdbProc + `),
 		coalesce(array_agg('f:' || n.nspname || '.' || p.proname || '(' || array_to_string(p.proargtypes::oid[], ',') || ')' || p.prorettype::int8)
 			FILTER (WHERE ` + initdbProc + `), '{}'),
+		CASE WHEN count(DISTINCT e.extname) = 1 AND bool_and(e.extname IS NOT NULL) THEN max(e.extname::text) ELSE '' END,
 		array_agg(array_to_string(p.proargtypes::oid[], ',') ORDER BY p.oid),
 		array_agg(CASE WHEN t.typtype <> 'p' AND NOT p.proretset THEN p.prorettype::int8 ELSE 0 END ORDER BY p.oid)
 	FROM pg_catalog.pg_proc p
 	JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 	JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
+	LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+		AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+	LEFT JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
 	GROUP BY 1, 2`
 
 	// Every cast, with whether the planner folds it on a constant and whether it is leakproof: a binary
@@ -541,7 +545,7 @@ func (l *loader) functions(rows pgx.Rows) error {
 	var candidate bool
 	var sigs, args []string
 	var results []int64
-	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result, &candidate, &sigs, &args, &results}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &f.Leakproof, &f.Aggregate, &f.Stable, &f.Immutable, &result, &candidate, &sigs, &f.Extension, &args, &results}, func() error {
 		f.Result = uint32(result)
 		f.Builtin = l.builtin(candidate, sigs...)
 		f.Overloads = nil

@@ -397,6 +397,30 @@ func TestLoadTrust(t *testing.T) {
 	if r := cat.Relation("pg_catalog", "pg_class"); r == nil || !r.Builtin {
 		t.Errorf("pg_catalog.pg_class = %+v, want built-in", r)
 	}
+	if f := cat.Function("public", "citext_eq"); f == nil || f.Extension != "citext" {
+		t.Errorf("public.citext_eq = %+v, want it owned by citext", f)
+	}
+	if f := cat.Function("pg_catalog", "tp_leak"); f == nil || f.Extension != "" {
+		t.Errorf("pg_catalog.tp_leak = %+v, want no extension", f)
+	}
+	// allowed_extensions lets citext's functions, operators and type through, and nothing else.
+	ext := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id", AllowedExtensions: []string{"citext"}})
+	for sql, want := range map[string]rewrite.Reason{
+		"SELECT count(*) FROM people WHERE email = 'x'": "",
+		"SELECT 'x'::citext, citext_larger('a', 'b')":   "",
+		"SELECT similarity('a', 'b')":                   rewrite.ReasonFunction,
+		"SELECT count(*) FROM people WHERE nick = 'x'":  rewrite.ReasonOperator,
+		"SELECT pg_catalog.tp_leak()":                   rewrite.ReasonFunction,
+	} {
+		_, err := ext.Rewrite(rewrite.Input{SQL: sql, Tenant: &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read"}}, Mode: rewrite.ModeEnforce})
+		var got rewrite.Reason
+		if err != nil {
+			got = err.(*rewrite.Error).Reason
+		}
+		if got != want {
+			t.Errorf("allowed_extensions [citext]: %s: %v, want %q", sql, err, want)
+		}
+	}
 	if r := cat.Relation("public", "trgm_view"); r == nil || r.Builtin {
 		t.Errorf("public.trgm_view = %+v, want it loaded, not built-in", r)
 	}
