@@ -478,12 +478,12 @@ func identifier(s string) (string, error) {
 func (c *Config) Policy() rewrite.Policy {
 	column, _ := c.Tenant.ColumnName()
 	return rewrite.Policy{
-		TenantColumn:     column,
-		TenantSetting:    c.Tenant.Setting,
+		TenantColumn:      column,
+		TenantSetting:     c.Tenant.Setting,
 		AllowedFunctions:  c.AllowedFunctions,
 		AllowedExtensions: c.AllowedExtensions,
 		DeniedFunctions:   c.DeniedFunctions,
-		RefusedRelations: c.Catalog.RefusedRelations,
+		RefusedRelations:  c.Catalog.RefusedRelations,
 	}
 }
 
