@@ -90,10 +90,12 @@ type queue struct {
 	txStatus byte
 	// draining: the server is shutting down; the session ends at its next idle point.
 	draining bool
-	// timeout and timer bound how long the server may work on the oldest unanswered request: the timer
-	// runs while one is pending, restarted whenever one is answered (see arm). Nil without a timeout.
-	timeout time.Duration
-	timer   *time.Timer
+	// timeout bounds how long the server may work on the oldest unanswered request: timer runs while one
+	// is pending, a new one whenever one is answered (see arm), and onTimeout gets the answered count
+	// the request it fired for was armed at. Zero without a timeout.
+	timeout   time.Duration
+	timer     *time.Timer
+	onTimeout func(answered uint64)
 	// room is signalled when a request completes while the client's reader waits for room (waiting), or
 	// when the queue stops; stopped makes waitRoom return at once.
 	room    *sync.Cond
@@ -113,15 +115,11 @@ type queue struct {
 const maxInFlight = 1024
 
 // newQueue returns an empty queue. With a timeout, onTimeout runs (on its own goroutine) when the
-// oldest pending request has waited that long for its answer.
-func newQueue(timeout time.Duration, onTimeout func()) *queue {
-	q := &queue{txStatus: 'I'}
+// oldest pending request has waited that long for its answer, with the count of requests answered before
+// it: pendingSince tells whether it is still pending.
+func newQueue(timeout time.Duration, onTimeout func(answered uint64)) *queue {
+	q := &queue{txStatus: 'I', timeout: timeout, onTimeout: onTimeout}
 	q.room = sync.NewCond(&q.mu)
-	if timeout > 0 {
-		q.timeout = timeout
-		q.timer = time.AfterFunc(timeout, onTimeout)
-		q.timer.Stop()
-	}
 	return q
 }
 
@@ -137,14 +135,19 @@ func (q *queue) busy() bool {
 // arm restarts the timeout for the request now at the head of the queue, or stops it when none is
 // pending. q.mu must be held.
 func (q *queue) arm() {
-	if q.timer == nil {
+	if q.timeout <= 0 || q.stopped {
 		return
 	}
-	if q.len() == 0 {
+	if q.timer != nil {
 		q.timer.Stop()
-		return
+		q.timer = nil
 	}
-	q.timer.Reset(q.timeout)
+	if q.len() > 0 {
+		// A timer of its own per request: one that already fired for an earlier request, its callback
+		// not yet run, names that request, not this one.
+		answered := q.answered
+		q.timer = time.AfterFunc(q.timeout, func() { q.onTimeout(answered) })
+	}
 }
 
 // stop stops the timeout for good, and wakes a waitRoom, when the session ends.
@@ -153,17 +156,10 @@ func (q *queue) stop() {
 	defer q.mu.Unlock()
 	if q.timer != nil {
 		q.timer.Stop()
+		q.timer = nil
 	}
 	q.stopped = true
 	q.room.Broadcast()
-}
-
-// headRequest returns the number of requests answered so far and whether one is pending now: with
-// pendingSince, whether the request pending now is still that one.
-func (q *queue) headRequest() (answered uint64, pending bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.answered, q.len() > 0
 }
 
 // pendingSince reports whether no request was answered since answered and one is pending.

@@ -187,11 +187,10 @@ func (s *session) cancelInFlight(why string, still func() bool) {
 
 // statementTimedOut runs when a request has waited timeouts.statement for the server's answer: the
 // statement is cancelled, and the client gets the server's error for it (57014) with the session intact.
-func (s *session) statementTimedOut() {
-	// The request at the head when the timer fired, and only it: by the time the cancel is sent it may
-	// have completed, and the next one must not be cancelled for it.
-	answered, pending := s.q.headRequest()
-	if !pending {
+func (s *session) statementTimedOut(answered uint64) {
+	// The request the timer was armed for, and only it: by the time the cancel is sent it may have
+	// completed, and the next one must not be cancelled for it.
+	if !s.q.pendingSince(answered) {
 		return
 	}
 	s.cancelInFlight("statement_timeout", func() bool { return s.q.pendingSince(answered) })
