@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tenantproxy/tenantproxy/rewrite"
 )
@@ -218,4 +219,40 @@ func TestQueueWaitRoom(t *testing.T) {
 	go func() { q.waitRoom(); close(stopped) }()
 	q.stop()
 	<-stopped
+}
+
+// TestQueueTimeoutIdentity checks a statement timeout names the request it was armed for: once that
+// request is answered, the timeout no longer counts as pending, even though the next request is.
+func TestQueueTimeoutIdentity(t *testing.T) {
+	fired := make(chan uint64, 4)
+	q := newQueue(20*time.Millisecond, func(answered uint64) { fired <- answered })
+	if _, err := q.push(entry{kind: kindQuery}); err != nil {
+		t.Fatal(err)
+	}
+	first := <-fired // the first request ran past the timeout
+	if !q.pendingSince(first) {
+		t.Fatal("the request the timeout fired for is not pending")
+	}
+	if _, _, err := q.ready('I'); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.push(entry{kind: kindQuery}); err != nil {
+		t.Fatal(err)
+	}
+	if q.pendingSince(first) {
+		t.Fatal("a timeout fired for the first request counts the second as the one to cancel")
+	}
+	second := <-fired
+	if second == first || !q.pendingSince(second) {
+		t.Fatalf("the second request's timeout names %d (the first's %d)", second, first)
+	}
+	if _, _, err := q.ready('I'); err != nil {
+		t.Fatal(err)
+	}
+	q.stop()
+	select {
+	case a := <-fired:
+		t.Fatalf("a timeout fired with nothing pending (%d)", a)
+	case <-time.After(60 * time.Millisecond):
+	}
 }
