@@ -36,15 +36,7 @@ func verifyDB(t *testing.T, db *pgtest.Database, rls bool) []Finding {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, cat := connectAndLoad(t, ctx, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
 	rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id"})
 	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id", RLS: rls,
 		WorkspaceIDs: []string{"7f3c2a", "9e81d4", "12"}})
@@ -52,6 +44,21 @@ func verifyDB(t *testing.T, db *pgtest.Database, rls bool) []Finding {
 		t.Fatal(err)
 	}
 	return findings
+}
+
+// connectAndLoad connects to dsn, as the test ends closed, and reads its catalog.
+func connectAndLoad(t *testing.T, ctx context.Context, dsn string, opts pgcatalog.Options) (*pgx.Conn, *rewrite.Catalog) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	cat, _, err := pgcatalog.Load(ctx, conn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, cat
 }
 
 func keys(findings []Finding) map[findingKey]Severity {
@@ -190,15 +197,7 @@ CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_i
 CREATE TABLE docs ("workspaceId" uuid NOT NULL, id int);
 INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2);`)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cat := connectAndLoad(t, ctx, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
 	script := RLSScript(cat, "tenantproxy.workspace_id")
 	if !strings.Contains(script, `CREATE POLICY tenantproxy_workspace ON "public"."items"`) {
 		t.Fatalf("script:\n%s", script)
@@ -252,15 +251,7 @@ func TestVerifyListsExtensions(t *testing.T) {
 		CREATE TABLE sound (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id", Global: []string{"pg_stat_statements"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, cat := connectAndLoad(t, ctx, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id", Global: []string{"pg_stat_statements"}})
 	rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id",
 		AllowedFunctions: []string{"public.similarity"}})
 	findings, err := Verify(ctx, conn, VerifyOptions{Rewriter: rw, TenantSetting: "tenantproxy.workspace_id"})
@@ -299,15 +290,7 @@ CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_i
 INSERT INTO items VALUES ('7f3c2a', 1), ('9e81d4', 2), ('9e81d4', 3);`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, _, err := pgcatalog.Load(ctx, conn, pgcatalog.Options{TenantColumn: "workspace_id"})
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cat := connectAndLoad(t, ctx, db.DSN, pgcatalog.Options{TenantColumn: "workspace_id"})
 	admin, err := pgx.Connect(ctx, db.AdminDSN)
 	if err != nil {
 		t.Fatal(err)

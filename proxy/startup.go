@@ -185,8 +185,9 @@ func (s *session) checkStartup(msg *pgproto3.StartupMessage) (map[string]string,
 			return nil, fatalf(codeInsufficientPrivileges, "unsafe_client_encoding",
 				"client_encoding %q is not supported: tenantproxy reads statements and names as the UTF-8 bytes the server reads; use UTF8", value)
 		case lower == "application_name" && rewrite.InternalApplicationName(value):
+			// The value is the client's: it stays out of the message, which is logged.
 			return nil, fatalf(codeInsufficientPrivileges, "startup_parameter_refused",
-				"application_name %q is not allowed: Citus grants internal privileges to sessions whose name starts with citus", value)
+				"an application_name starting with citus is not allowed: Citus grants internal privileges to such sessions")
 		case forwardedParameters[lower]:
 			s.startupParams[lower] = value
 		default:

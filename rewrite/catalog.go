@@ -202,8 +202,8 @@ type Catalog struct {
 	// table ("schema.table"): a shard is the table's rows without Citus's routing, and is refused by name,
 	// whether or not Citus shows it in pg_class.
 	Shards map[string]string
-	// Builtins is the built-in list this catalog's objects were judged by, when it was read from a server:
-	// its initdb-created candidates, which the generator embeds. Nil for catalogs built from DDL alone.
+	// Builtins is, for a catalog read from a server, the signatures of its initdb-created objects (what
+	// the generator embeds); for Builtin() and the catalogs built on it from DDL, the embedded list.
 	Builtins *Builtins
 }
 

@@ -205,11 +205,9 @@ func (a *analyzer) typeCast(e *pg_query.TypeCast, sc *scope) (exprInfo, error) {
 		return arg, err
 	}
 	typ := a.typeOID(e.TypeName)
-	if key := a.cat.typeKey(e.TypeName); key != "" && a.cat.UserTypes[key] != nil {
+	if key := a.cat.typeKey(e.TypeName); a.cat.UserTypes[key] != nil {
 		a.userValues = true
-	}
-	if key := a.cat.typeKey(e.TypeName); key != "" && !a.isWholeRowCast(e, sc) {
-		if r := a.typeRefusal(key); r != "" {
+		if r := a.typeRefusal(key); r != "" && !a.isWholeRowCast(e, sc) {
 			return arg, a.at(refusef(ReasonType, "type %s is refused: %s", key, r), e.Location)
 		}
 	}

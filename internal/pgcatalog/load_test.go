@@ -412,12 +412,7 @@ func TestLoadTrust(t *testing.T) {
 		"SELECT count(*) FROM people WHERE nick = 'x'":  rewrite.ReasonOperator,
 		"SELECT pg_catalog.tp_leak()":                   rewrite.ReasonFunction,
 	} {
-		_, err := ext.Rewrite(rewrite.Input{SQL: sql, Tenant: &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read"}}, Mode: rewrite.ModeEnforce})
-		var got rewrite.Reason
-		if err != nil {
-			got = err.(*rewrite.Error).Reason
-		}
-		if got != want {
+		if got, err := refusalReason(ext, sql); got != want {
 			t.Errorf("allowed_extensions [citext]: %s: %v, want %q", sql, err, want)
 		}
 	}
@@ -455,7 +450,6 @@ func TestLoadTrust(t *testing.T) {
 		t.Error("the user-defined cast int4 -> text is among the built-in casts")
 	}
 
-	ws := &tenant.Context{ID: "a", Permissions: []tenant.Permission{"read", "write"}}
 	for _, allowed := range [][]string{nil, {"public.similarity", "similarity_op", "tp_eq", "public.citextin", "is_ok", "int_to_text", "tp_leak", "upper", "public.tp_eq_int", "citext_eq", "citext_lt", "tp_eq_varchar"}} {
 		rw := rewrite.New(cat, rewrite.Policy{TenantColumn: "workspace_id", TenantSetting: "tenantproxy.workspace_id", AllowedFunctions: allowed})
 		for _, tt := range []struct {
@@ -491,20 +485,25 @@ func TestLoadTrust(t *testing.T) {
 			// tp_eq_int is an = of built-in types: operands of unknown type may resolve to it.
 			{"SELECT (SELECT 'a') = (SELECT 'b')", rewrite.ReasonOperator},
 		} {
-			_, err := rw.Rewrite(rewrite.Input{SQL: tt.sql, Tenant: ws, Mode: rewrite.ModeEnforce})
 			want := tt.reason
 			if allowed != nil {
 				want = ""
 			}
-			var got rewrite.Reason
-			if err != nil {
-				got = err.(*rewrite.Error).Reason
-			}
-			if got != want {
+			if got, err := refusalReason(rw, tt.sql); got != want {
 				t.Errorf("allowed %q: %s: %v, want reason %q", allowed, tt.sql, err, want)
 			}
 		}
 	}
+}
+
+// refusalReason rewrites sql in enforce mode for a workspace that may read, and returns the refusal's
+// reason ("" when it is forwarded) and the error.
+func refusalReason(rw *rewrite.Rewriter, sql string) (rewrite.Reason, error) {
+	_, err := rw.Rewrite(rewrite.Input{SQL: sql, Tenant: &tenant.Context{ID: "a", Permissions: []tenant.Permission{tenant.PermRead}}, Mode: rewrite.ModeEnforce})
+	if err != nil {
+		return err.(*rewrite.Error).Reason, err
+	}
+	return "", nil
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
