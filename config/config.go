@@ -44,6 +44,13 @@ type Config struct {
 	// come from the string, PGPASSWORD or a pgpass file. Its database is the only one clients may name.
 	// Required.
 	Upstream string `yaml:"upstream"`
+	// UpstreamRoles is shared (every session runs as the upstream role) or per_workspace: each session
+	// runs as its workspace's own role (the workspace's role, by default "tenantproxy_" + slug), set in
+	// the startup packet, so the role is the session's from its first statement and RESET ROLE, RESET ALL
+	// and DISCARD ALL return to it. The upstream role must be a member of each (`tenantproxy provision`
+	// creates them, with the tenant setting as the role's default, which is how a Citus worker learns a
+	// session's workspace). Default shared.
+	UpstreamRoles UpstreamRoles `yaml:"upstream_roles"`
 	// Tenant says how workspaces' rows are told apart.
 	Tenant Tenant `yaml:"tenant"`
 	// Mode is enforce, verify or audit, for workspaces that do not set their own. Default enforce.
@@ -84,6 +91,15 @@ type Config struct {
 	// Timeouts bound the phases of a connection's life.
 	Timeouts Timeouts `yaml:"timeouts"`
 }
+
+// UpstreamRoles says which database role a workspace's sessions run as.
+type UpstreamRoles string
+
+// The upstream role modes.
+const (
+	RolesShared       UpstreamRoles = "shared"
+	RolesPerWorkspace UpstreamRoles = "per_workspace"
+)
 
 // Catalog configures the catalog reader.
 type Catalog struct {
@@ -127,6 +143,9 @@ type Workspace struct {
 	Mode Mode `yaml:"mode"`
 	// Limits override the limits of the workspace's tier, field by field. Default: none.
 	Limits Limits `yaml:"limits"`
+	// Role is the database role the workspace's sessions run as with upstream_roles: per_workspace.
+	// Default "tenantproxy_" + slug; set only with per_workspace.
+	Role string `yaml:"role"`
 	// Keys are SCRAM-SHA-256 verifiers of the workspace's API keys (from `tenantproxy keys new` or
 	// `tenantproxy keys hash`); never plaintext keys. Several keys allow rotation; they must share salt and
 	// iteration count. A workspace without keys cannot connect.
@@ -257,6 +276,7 @@ const (
 	DefaultDrain          = 30 * time.Second
 	DefaultRefresh        = 60 * time.Second
 	DefaultVerifyInterval = 5 * time.Minute
+	DefaultRolePrefix     = "tenantproxy_"
 	maxIdentifierLength   = 63 // PostgreSQL's NAMEDATALEN-1
 )
 
@@ -295,6 +315,7 @@ func (c *Config) SetDefaults() {
 	c.Tenant.Column = cmp.Or(c.Tenant.Column, DefaultColumn)
 	c.Tenant.Setting = cmp.Or(c.Tenant.Setting, DefaultSetting)
 	c.Mode = cmp.Or(c.Mode, ModeEnforce)
+	c.UpstreamRoles = cmp.Or(c.UpstreamRoles, RolesShared)
 	c.Diagnostics.Log = cmp.Or(c.Diagnostics.Log, DefaultLog)
 	if c.Admin.Listen == nil {
 		l := DefaultAdminListen
@@ -320,6 +341,9 @@ func (c *Config) SetDefaults() {
 		if w.Permissions == nil {
 			w.Permissions = []tenant.Permission{tenant.PermRead, tenant.PermWrite}
 		}
+		if c.UpstreamRoles == RolesPerWorkspace && w.Role == "" {
+			w.Role = DefaultRolePrefix + w.Slug
+		}
 	}
 }
 
@@ -332,6 +356,19 @@ func (c *Config) WorkspaceIDs() []string {
 		ids[i] = w.ID
 	}
 	return ids
+}
+
+// WorkspaceRoles maps each workspace's id to its own role with upstream_roles: per_workspace; it is nil
+// with shared.
+func (c *Config) WorkspaceRoles() map[string]string {
+	if c.UpstreamRoles != RolesPerWorkspace {
+		return nil
+	}
+	roles := make(map[string]string, len(c.Workspaces))
+	for _, w := range c.Workspaces {
+		roles[w.ID] = w.Role
+	}
+	return roles
 }
 
 // Validate checks the whole configuration and reports every problem it finds at once.
@@ -355,6 +392,9 @@ func (c *Config) Validate() error {
 	}
 	if !validMode(c.Mode) {
 		bad("mode: %q is not enforce, verify or audit", c.Mode)
+	}
+	if c.UpstreamRoles != RolesShared && c.UpstreamRoles != RolesPerWorkspace {
+		bad("upstream_roles: %q is not shared or per_workspace", c.UpstreamRoles)
 	}
 	if c.Catalog.Refresh < time.Second {
 		bad("catalog.refresh: must be at least 1s")
@@ -397,7 +437,11 @@ func (c *Config) Validate() error {
 		l.validate(fmt.Sprintf("limits.%s", tier), bad)
 	}
 
-	slugs, ids := map[string]bool{}, map[string]bool{}
+	var login string
+	if up, err := pgconn.ParseConfig(c.Upstream); err == nil {
+		login = up.User
+	}
+	slugs, ids, roles := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, w := range c.Workspaces {
 		where := fmt.Sprintf("workspaces[%d]", i)
 		if w.Slug != "" {
@@ -421,6 +465,18 @@ func (c *Config) Validate() error {
 			bad("%s: id %q is reserved for tenantproxy's isolation canary", where, w.ID)
 		}
 		ids[w.ID] = true
+		switch {
+		case w.Role == "":
+		case c.UpstreamRoles != RolesPerWorkspace:
+			bad("%s: role is set but upstream_roles is not per_workspace", where)
+		case len(w.Role) > maxIdentifierLength || strings.ContainsRune(w.Role, 0):
+			bad("%s: role %q must be 1-%d bytes without NUL (set a shorter role)", where, w.Role, maxIdentifierLength)
+		case roles[w.Role] || w.Role == login:
+			bad("%s: role %q is another workspace's or the upstream role: each workspace needs its own", where, w.Role)
+		case reservedRole(w.Role):
+			bad("%s: role %q is reserved by PostgreSQL", where, w.Role)
+		}
+		roles[w.Role] = true
 		if !validMode(w.Mode) {
 			bad("%s: mode %q is not enforce, verify or audit", where, w.Mode)
 		}
@@ -438,6 +494,12 @@ func (c *Config) Validate() error {
 		w.Limits.validate(where+": limits", bad)
 	}
 	return errors.Join(errs...)
+}
+
+// reservedRole reports role names PostgreSQL keeps for itself: pg_* roles and the keywords SET ROLE
+// reads as something other than a role.
+func reservedRole(name string) bool {
+	return strings.HasPrefix(name, "pg_") || slices.Contains([]string{"public", "none", "current_user", "session_user", "current_role"}, strings.ToLower(name))
 }
 
 // canaryIDs are the ids of the workspace that owns no rows, which isolation checks count as
@@ -513,6 +575,7 @@ func (w Workspace) Context() *tenant.Context {
 		Entitlements: slices.Clone(w.Entitlements),
 		Region:       w.Region,
 		Tier:         w.Tier,
+		Role:         w.Role,
 	}
 }
 

@@ -89,6 +89,28 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestWorkspaceRoles checks upstream_roles: shared gives no roles, and per_workspace each workspace's own
+// (its role, or tenantproxy_ and its slug) in its context and WorkspaceRoles.
+func TestWorkspaceRoles(t *testing.T) {
+	c, err := Parse([]byte("upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UpstreamRoles != RolesShared || c.WorkspaceRoles() != nil || c.Workspaces[0].Context().Role != "" {
+		t.Errorf("shared: %q, %v, %q; want no roles", c.UpstreamRoles, c.WorkspaceRoles(), c.Workspaces[0].Context().Role)
+	}
+	c, err = Parse([]byte("upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a}, {id: '2', slug: b, role: app_b}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"1": "tenantproxy_a", "2": "app_b"}, c.WorkspaceRoles()); diff != "" {
+		t.Errorf("WorkspaceRoles (-want +got):\n%s", diff)
+	}
+	if got := c.Workspaces[1].Context().Role; got != "app_b" {
+		t.Errorf("context role %q, want app_b", got)
+	}
+}
+
 func TestValidateErrors(t *testing.T) {
 	salt1, _ := auth.NewSalt()
 	salt2, _ := auth.NewSalt()
@@ -119,6 +141,12 @@ func TestValidateErrors(t *testing.T) {
 		{"two admin tokens", "upstream: postgres://u@h/app\nadmin: {token: a, token_file: /x}", "token or token_file"},
 		{"bad limit tier", "upstream: postgres://u@h/app\nlimits: {gold: {max_connections: 1}}", `limits: "gold"`},
 		{"negative limit", "upstream: postgres://u@h/app\nlimits: {free: {statements_per_second: -1}}", "limits.free: statements_per_second"},
+		{"bad upstream_roles", "upstream: postgres://u@h/app\nupstream_roles: each", `upstream_roles: "each"`},
+		{"role without per_workspace", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, role: r}]", "upstream_roles is not per_workspace"},
+		{"shared role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a, role: r}, {id: '2', slug: b, role: r}]", "each workspace needs its own"},
+		{"login as role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a, role: u}]", "each workspace needs its own"},
+		{"reserved role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a, role: pg_monitor}]", "reserved"},
+		{"long default role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: " + strings.Repeat("s", 60) + "}]", "set a shorter role"},
 		{"negative override", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, limits: {max_connections: -2}}]", `workspace "a": limits: max_connections`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,6 +39,8 @@ type VerifyOptions struct {
 	RLS bool
 	// WorkspaceIDs are the configured workspaces' ids, looked for in the schema's definitions.
 	WorkspaceIDs []string
+	// Roles maps workspace ids to their own roles with upstream_roles: per_workspace; nil otherwise.
+	Roles map[string]string
 }
 
 // Verify checks, through conn (the proxy's upstream role), that the database is set up so workspaces stay
@@ -90,14 +92,22 @@ func Verify(ctx context.Context, conn *pgx.Conn, opts VerifyOptions) ([]Finding,
 	if err := checkRole(ctx, conn, relationNames(tenants), add); err != nil {
 		return nil, err
 	}
-	if opts.RLS && cat.Citus {
-		add("rls_citus_unsupported", SeverityWarning, "", "rls: true on a Citus coordinator: the workers evaluate the shards' policies without the tenant setting, so they see no rows; tenantproxy does not yet carry the setting to them (SET LOCAL per transaction)")
-	}
-	if opts.RLS {
-		if err := checkRLS(ctx, conn, relationNames(tenants), opts.TenantSetting, add); err != nil {
+	if len(opts.Roles) > 0 {
+		if err := checkWorkspaceRoles(ctx, conn, opts.Roles, opts.TenantSetting, cat.Citus, opts.RLS, relationNames(tenants), add); err != nil {
 			return nil, err
 		}
-		if err := rlsDifferential(ctx, conn, opts.Rewriter, tenants, opts.TenantSetting, opts.WorkspaceIDs, add); err != nil {
+	}
+	rlsOnWorkers := !cat.Citus || len(opts.Roles) > 0
+	if opts.RLS && !rlsOnWorkers {
+		add("rls_citus_needs_workspace_roles", SeverityWarning, "", "rls: true on a Citus coordinator needs upstream_roles: per_workspace: the workers evaluate the shards' policies in sessions of their own, which learn the tenant setting only from the session's role, so without it they see no rows")
+	}
+	if opts.RLS {
+		if err := checkRLS(ctx, conn, relationNames(tenants), opts.TenantSetting, cat.Citus, add); err != nil {
+			return nil, err
+		}
+	}
+	if opts.RLS && rlsOnWorkers {
+		if err := rlsDifferential(ctx, conn, opts.Rewriter, tenants, opts.TenantSetting, opts.WorkspaceIDs, opts.Roles, cat.Citus, add); err != nil {
 			return nil, err
 		}
 	}
@@ -381,15 +391,19 @@ func checkRole(ctx context.Context, conn *pgx.Conn, rels []string, add func(stri
 // checkRLS checks row-level security on every tenant table: enabled and forced (so it holds for the
 // owner too), with a restrictive policy on the tenant setting (so no permissive policy widens it), and
 // reports the permissive policies that are not tenantproxy's.
-func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string, add func(string, Severity, string, string, ...any)) error {
+//
+// On a Citus coordinator the expected shape is the tenant policy alone, permissive: Citus creates a
+// distributed table's policies on its shards without AS RESTRICTIVE, so there a restrictive policy is
+// ORed with the permissive ones, and any permissive policy beside it grants rows of every workspace.
+func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string, citus bool, add func(string, Severity, string, string, ...any)) error {
 	rows, err := conn.Query(ctx, withNames(`SELECT %[1]s, c.relrowsecurity, c.relforcerowsecurity,
 		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND NOT p.polpermissive
 		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0),
 		EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive
 		        AND strpos(pg_get_expr(p.polqual, p.polrelid), $2) > 0),
 		ARRAY(SELECT p.polname::text FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive
-		        AND p.polname NOT IN ($3, $4) ORDER BY 1)
-		FROM pg_class c WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') ORDER BY 1`), rels, setting, RLSPolicyName, RLSAllowPolicyName)
+		        AND p.polname <> $3 AND (p.polname <> $4 OR $5) ORDER BY 1)
+		FROM pg_class c WHERE %[1]s = ANY($1::text[]) AND c.relkind IN ('r','p') ORDER BY 1`), rels, setting, RLSPolicyName, RLSAllowPolicyName, citus)
 	if err != nil {
 		return fmt.Errorf("check of row-level security: %w", err)
 	}
@@ -403,6 +417,10 @@ func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string
 			return nil
 		case !restrictive && !permissive:
 			add("rls_policy_missing", SeverityCritical, rel, "no row-level security policy uses %s", setting)
+		case citus && restrictive && len(others) > 0:
+			add("rls_citus_restrictive", SeverityCritical, rel, "the restrictive policy on %s is permissive on the table's shards (Citus creates shard policies without AS RESTRICTIVE), where the permissive %s grant every workspace's rows: make the tenant policy the only one (`tenantproxy rls` prints the SQL)", setting, strings.Join(others, ", "))
+			return nil
+		case citus:
 		case !restrictive:
 			add("rls_policy_permissive", SeverityWarning, rel, "the policy on %s is permissive: any other permissive policy widens it (make it AS RESTRICTIVE; `tenantproxy rls` prints the SQL)", setting)
 		}
@@ -426,26 +444,30 @@ func checkRLS(ctx context.Context, conn *pgx.Conn, rels []string, setting string
 // count, with the tenant setting set as the proxy sets it). The layers must agree; where they do not,
 // one of them does not hold.
 func rlsDifferential(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, tenants []*rewrite.Relation, setting string, ids []string,
-	add func(string, Severity, string, string, ...any)) error {
+	roleOf map[string]string, citus bool, add func(string, Severity, string, string, ...any)) error {
 	for _, rel := range tenants {
 		if rel.Kind != rewrite.KindTable && rel.Kind != rewrite.KindPartitioned {
 			continue
 		}
-		workspaces := []*tenant.Context{canaryTenant(rel)}
+		var workspaces []*tenant.Context
+		if !citus {
+			// The canary has no role, which a Citus worker would need to learn its id.
+			workspaces = append(workspaces, canaryTenant(rel))
+		}
 		for _, id := range ids[:min(len(ids), 3)] {
-			workspaces = append(workspaces, &tenant.Context{ID: id, Permissions: []tenant.Permission{tenant.PermRead}})
+			workspaces = append(workspaces, &tenant.Context{ID: id, Permissions: []tenant.Permission{tenant.PermRead}, Role: roleOf[id]})
 		}
 		for _, ws := range workspaces {
 			res, err := rw.Rewrite(rewrite.Input{SQL: "SELECT count(*) FROM " + rel.QualifiedName(), Tenant: ws, Mode: rewrite.ModeEnforce})
 			if err != nil {
 				continue // canary_refused reports it
 			}
-			scoped, err := countAs(ctx, conn, setting, ws.ID, res.SQL)
+			scoped, err := countAs(ctx, conn, setting, ws, res.SQL)
 			if err != nil {
 				add("rls_differential_failed", SeverityWarning, qualified(rel), "the count as workspace %s failed: %v", ws.ID, err)
 				continue
 			}
-			alone, err := countAs(ctx, conn, setting, ws.ID, "SELECT count(*) FROM "+rel.QualifiedName())
+			alone, err := countAs(ctx, conn, setting, ws, "SELECT count(*) FROM "+rel.QualifiedName())
 			if err != nil {
 				add("rls_differential_failed", SeverityWarning, qualified(rel), "the unscoped count as workspace %s failed: %v", ws.ID, err)
 				continue
@@ -458,16 +480,22 @@ func rlsDifferential(ctx context.Context, conn *pgx.Conn, rw *rewrite.Rewriter, 
 	return nil
 }
 
-// countAs runs a count in a read-only transaction with the tenant setting set to id, as the proxy sets
-// it for a workspace's sessions, and rolls it back.
-func countAs(ctx context.Context, conn *pgx.Conn, setting, id, sql string) (int64, error) {
+// countAs runs a count in a read-only transaction with the tenant setting set to the workspace's id and
+// as its role, as the proxy sets them for a workspace's sessions, and rolls it back.
+func countAs(ctx context.Context, conn *pgx.Conn, setting string, ws *tenant.Context, sql string) (int64, error) {
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, id); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", setting, ws.ID); err != nil {
 		return 0, err
+	}
+	if ws.Role != "" {
+		// As the workspace's role, as its sessions run: on Citus the workers learn the id from it.
+		if _, err := tx.Exec(ctx, "SELECT set_config('role', $1, true)", ws.Role); err != nil {
+			return 0, err
+		}
 	}
 	var n int64
 	err = tx.QueryRow(ctx, sql).Scan(&n)

@@ -86,8 +86,9 @@ func (srv *Server) checkIsolation(ctx context.Context) ([]diagnostics.Finding, e
 		return nil, fmt.Errorf("connecting to the upstream: %s", upstreamCause(err))
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
+	cfg := srv.live.Load().cfg
 	return diagnostics.Verify(ctx, conn, diagnostics.VerifyOptions{
-		Rewriter: rw, TenantSetting: srv.cfg.Tenant.Setting, RLS: srv.live.Load().cfg.RLS,
-		WorkspaceIDs: srv.live.Load().cfg.WorkspaceIDs(),
+		Rewriter: rw, TenantSetting: srv.cfg.Tenant.Setting, RLS: cfg.RLS,
+		WorkspaceIDs: cfg.WorkspaceIDs(), Roles: cfg.WorkspaceRoles(),
 	})
 }

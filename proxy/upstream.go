@@ -25,11 +25,21 @@ func (s *session) connectUpstream(ctx context.Context) error {
 	// The tenant setting travels in the startup packet: it is in place before the session runs anything,
 	// and costs no round trip.
 	cfg.RuntimeParams[s.srv.cfg.Tenant.Setting] = s.tenant.ID
+	if s.tenant.Role != "" {
+		// So does the workspace's role (upstream_roles: per_workspace). A startup setting is the session's
+		// reset value: RESET ROLE, RESET ALL and DISCARD ALL return to it, and clients cannot SET it.
+		cfg.RuntimeParams["role"] = s.tenant.Role
+	}
 
 	pg, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		s.srv.metrics.UpstreamError("connect")
 		s.log.Warn("upstream connection failed", zap.Error(err))
+		var pgErr *pgconn.PgError
+		if s.tenant.Role != "" && errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "42501" || pgErr.Code == "42704") {
+			// The role is missing or the upstream role may not use it.
+			return fatalf(codeConnectionFailure, "upstream_unavailable", "could not connect to the database as the workspace's role: %s; `tenantproxy provision` creates the roles and grants them", upstreamCause(err))
+		}
 		return fatalf(codeConnectionFailure, "upstream_unavailable", "could not connect to the database: %s", upstreamCause(err))
 	}
 	if err := pg.SyncConn(ctx); err != nil {

@@ -42,6 +42,9 @@ type Context struct {
 	Region string
 	// Tier selects the workspace's limits.
 	Tier Tier
+	// Role is the database role the workspace's sessions run as, or "" when they run as the proxy's
+	// upstream role (upstream_roles: shared).
+	Role string
 }
 
 // Can reports whether the workspace holds permission p.

@@ -411,3 +411,51 @@ func TestVerifyAndRLSCommands(t *testing.T) {
 		t.Fatalf("rls: %v\n%s", err, out)
 	}
 }
+
+// TestProvisionCommand prints a plan (nothing changes), applies it, and applies it again (no role is
+// created twice); verify then finds the roles and row-level security in order.
+func TestProvisionCommand(t *testing.T) {
+	db := pgtest.NewDatabase(t, "CREATE TABLE items (workspace_id text NOT NULL, id int, PRIMARY KEY (workspace_id, id));")
+	role := db.Role + "_acme"
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+		admin.Close(context.Background())
+	})
+	path := filepath.Join(t.TempDir(), "roles.yaml")
+	writeFile(t, path, "upstream: '"+db.DSN+"'\nrls: true\nupstream_roles: per_workspace\nworkspaces:\n  - {id: 7f3c2a, slug: acme, role: "+role+"}\n")
+	t.Setenv(adminDSNEnv, "")
+	if _, err := runCLI(ctx, "", "provision", "--config", path); err == nil || !strings.Contains(err.Error(), adminDSNEnv) {
+		t.Fatalf("provision without an administrator: %v, want an error naming %s", err, adminDSNEnv)
+	}
+	t.Setenv(adminDSNEnv, db.AdminDSN)
+	exists := func() (n int) {
+		t.Helper()
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", role).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	out, err := runCLI(ctx, "", "provision", "--config", path)
+	if err != nil || !strings.Contains(out, `CREATE ROLE "`+role+`" NOLOGIN`) || !strings.Contains(out, "CREATE POLICY tenantproxy_workspace") || exists() != 0 {
+		t.Fatalf("provision plan: %v, role exists: %d\n%s", err, exists(), out)
+	}
+	for i := range 2 {
+		out, err := runCLI(ctx, "", "provision", "--config", path, "--apply")
+		if err != nil || !strings.Contains(out, "-- applied") || exists() != 1 {
+			t.Fatalf("provision --apply #%d: %v, role exists: %d\n%s", i+1, err, exists(), out)
+		}
+		if i == 1 && strings.Contains(out, "CREATE ROLE") {
+			t.Errorf("the second --apply creates the role again:\n%s", out)
+		}
+	}
+	out, err = runCLI(ctx, "", "verify", "--config", path)
+	if err != nil || strings.Contains(out, "workspace_role") || strings.Contains(out, "rls_") {
+		t.Errorf("verify after provision: %v\n%s", err, out)
+	}
+}

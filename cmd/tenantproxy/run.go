@@ -35,7 +35,7 @@ func newRootCommand(e env) *cobra.Command {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(newServeCommand(e), newKeysCommand(e), newDemoCommand(e), newCheckCommand(e), newReportCommand(e), newVerifyCommand(e), newRLSCommand(e))
+	root.AddCommand(newServeCommand(e), newKeysCommand(e), newDemoCommand(e), newCheckCommand(e), newReportCommand(e), newVerifyCommand(e), newRLSCommand(e), newProvisionCommand(e))
 	return root
 }
 
