@@ -17,6 +17,7 @@ import (
 	"github.com/tenantproxy/tenantproxy/config"
 	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
+	"github.com/tenantproxy/tenantproxy/tenant"
 )
 
 // The Citus tests run the proxy in front of a Citus coordinator with two workers (pgtest.Citus): the
@@ -501,4 +502,63 @@ func acmeEvents(t *testing.T, ctx context.Context, admin *pgx.Conn) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestCitusRouterPlans checks a statement scoped to one workspace plans on Citus as its hand-scoped twin:
+// a single-shard router query (Task Count: 1), by the fast path where Citus takes it for the hand-written
+// text (its DEBUG message says so), in both protocols' text forms.
+func TestCitusRouterPlans(t *testing.T) {
+	t.Parallel()
+	pgtest.Citus(t)
+	side := startIsolationSideOn(t, pgtest.NewCitusDatabase, true, citusTables, nil, func(c *config.Config) {
+		for i := range c.Workspaces {
+			c.Workspaces[i].Permissions = []tenant.Permission{tenant.PermRead, tenant.PermWrite, tenant.PermExplain}
+		}
+	})
+	ctx := ctxT(t, time.Minute)
+	for _, s := range []struct{ app, hand string }{
+		{"SELECT name FROM items WHERE id = 2", "SELECT name FROM items WHERE workspace_id = '7f3c2a' AND id = 2"},
+		{"SELECT count(*) FROM items", "SELECT count(*) FROM items WHERE workspace_id = '7f3c2a'"},
+		{"UPDATE items SET name = name WHERE id = 2", "UPDATE items SET name = name WHERE workspace_id = '7f3c2a' AND id = 2"},
+		{"SELECT i.name, p.title FROM items i JOIN projects p ON p.workspace_id = i.workspace_id AND p.id = i.id",
+			"SELECT i.name, p.title FROM items i JOIN projects p ON p.workspace_id = i.workspace_id AND p.id = i.id WHERE i.workspace_id = '7f3c2a' AND p.workspace_id = '7f3c2a'"},
+	} {
+		plan := func(dsn, sql string) (tasks string, fastPath bool) {
+			t.Helper()
+			cfg, err := pgx.ParseConfig(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+				fastPath = fastPath || strings.Contains(n.Message, "fast-path router")
+			}
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if _, err := conn.Exec(ctx, "SET client_min_messages = debug2", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) "+sql, pgx.QueryExecModeSimpleProtocol)
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			for _, l := range lines {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Task Count: "); ok {
+					tasks = v
+				}
+			}
+			return tasks, fastPath
+		}
+		gotTasks, gotFast := plan(side.p.DSN(acme), s.app)
+		wantTasks, wantFast := plan(side.p.DB.DSN, s.hand)
+		if gotTasks != "1" || gotTasks != wantTasks || gotFast != wantFast {
+			t.Errorf("%s: through the proxy %s tasks (fast path %v), by hand %s (fast path %v); want one task, as by hand", s.app, gotTasks, gotFast, wantTasks, wantFast)
+		}
+	}
 }

@@ -198,6 +198,9 @@ type Catalog struct {
 	UserCasts map[CastKey]string
 	// Citus is set when the database is a Citus coordinator (the citus extension's metadata is there).
 	Citus bool
+	// NondeterministicCollations is set when the database has a collation that is not deterministic
+	// (CREATE COLLATION ... deterministic = false), with which LIKE fails whatever the row's value.
+	NondeterministicCollations bool
 	// Shards maps the shards of Citus distributed and reference tables ("schema.table_102008") to their
 	// table ("schema.table"): a shard is the table's rows without Citus's routing, and is refused by name,
 	// whether or not Citus shows it in pg_class.

@@ -66,7 +66,7 @@ func TestPostCheckRefusesTamperedOutput(t *testing.T) {
 			}},
 		{"second statement smuggled", "SELECT * FROM projects WHERE name = 'x'; SELECT 1",
 			func(s string) string { return strings.Replace(s, "SELECT 1", "SELECT reltuples FROM pg_class", 1) }},
-		{"fence removed", "SELECT * FROM projects WHERE name LIKE '%x'",
+		{"fence removed", "SELECT * FROM projects WHERE name ~ 'x'",
 			func(s string) string { return strings.Replace(s, " OFFSET 0", "", 1) }},
 		{"masked column unmasked", "SELECT relname, reltuples FROM pg_class",
 			func(s string) string { return strings.Replace(s, "CAST(-1 AS real)", "tp_.reltuples", 1) }},

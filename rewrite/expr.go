@@ -292,6 +292,8 @@ func (a *analyzer) funcCall(e *pg_query.FuncCall, sc *scope) (exprInfo, error) {
 		return exprInfo{typ: info.typ, safe: true}, nil
 	case a.functionIs(e, func(f *Function) bool { return f.Leakproof }):
 		// A leakproof function cannot fail for some arguments and not others.
+	case a.errorFreeCall(e, argTypes):
+		// Allowlisted: it cannot fail on any value (errorfree.go).
 	case info.folded && a.functionIs(e, func(f *Function) bool { return f.Immutable }):
 		// Folded by the planner: it fails, if it does, for every row alike.
 	case !info.rowDep && a.infallible(e):
@@ -427,6 +429,8 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		}
 	}
 	info := exprInfo{safe: l.safe, fallible: l.fallible, folded: l.folded}
+	// pattern is the right operand of LIKE, for the allowlist of operators that cannot fail (errorfree.go).
+	var pattern *pg_query.Node
 	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof;
 	// anywhere, each must be leakproof or folded, or it may fail.
 	compare := func(ops []string, left, right exprInfo) {
@@ -444,7 +448,7 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 					a.pendingOps = append(a.pendingOps, pendingOp{name: o, op: o, location: e.Location})
 				}
 			}
-			leakproof = leakproof && ok && a.cat.Operators[k]
+			leakproof = leakproof && ok && (a.cat.Operators[k] || pattern != nil && a.errorFreeOperator(k, pattern))
 			immutable = immutable && ok && a.cat.ImmutableOperators[k]
 		}
 		folded := left.folded && right.folded && immutable
@@ -543,6 +547,9 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		compare([]string{"="}, l, r)
 		info.typ = l.typ
 	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+		if e.Kind != pg_query.A_Expr_Kind_AEXPR_SIMILAR {
+			pattern = e.Rexpr
+		}
 		compare([]string{name}, l, r)
 		info.typ = oidBool
 	default:

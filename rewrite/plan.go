@@ -42,7 +42,14 @@ func (a *analyzer) plan() error {
 	if a.mode != ModeEnforce {
 		return nil
 	}
+	placed, err := a.planPlacements(lit)
+	if err != nil {
+		return err
+	}
 	for _, t := range a.targets {
+		if placed[t] {
+			continue
+		}
 		var err error
 		switch {
 		case t.copy != nil:

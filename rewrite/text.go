@@ -210,8 +210,14 @@ func (t *text) apply() (string, *PositionMap, error) {
 		return t.sql, nil, nil
 	}
 	edits := slices.Clone(t.edits)
-	// Stable: insertions at one offset keep the order they were planned in.
-	slices.SortStableFunc(edits, func(a, b edit) int { return a.start - b.start })
+	// Stable: insertions at one offset keep the order they were planned in, and come before a replacement
+	// starting there (text added before what is replaced).
+	slices.SortStableFunc(edits, func(a, b edit) int {
+		if a.start != b.start {
+			return a.start - b.start
+		}
+		return editRank(a) - editRank(b)
+	})
 	var b strings.Builder
 	m := &PositionMap{orig: t.sql}
 	prev := 0
@@ -228,6 +234,14 @@ func (t *text) apply() (string, *PositionMap, error) {
 	b.WriteString(t.sql[prev:])
 	m.out = b.String()
 	return m.out, m, nil
+}
+
+// editRank orders the edits at one offset: insertions (0) before replacements (1).
+func editRank(e edit) int {
+	if e.start == e.end {
+		return 0
+	}
+	return 1
 }
 
 // PositionMap maps positions in a rewritten statement back to the client's text.

@@ -319,7 +319,7 @@ func TestCheck(t *testing.T) {
 		want    []string
 	}{
 		{"offline scoped", []string{"--schema", schema, "SELECT name FROM items WHERE id = 1"}, false,
-			[]string{"decision:  rewritten", `WHERE tp_."workspace_id" = '7f3c2a'`, "relations: public.items"}},
+			[]string{"decision:  rewritten", `WHERE "items"."workspace_id" = '7f3c2a' AND (id = 1)`, "relations: public.items"}},
 		{"offline global", []string{"--schema", schema, "SELECT name FROM plans"}, false, []string{"decision:  forwarded unchanged"}},
 		{"offline refused", []string{"--schema", schema, "SELECT * FROM logs"}, true,
 			[]string{"decision:  refused", "reason:    unscoped_relation (SQLSTATE 42501)"}},

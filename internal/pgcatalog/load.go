@@ -59,7 +59,8 @@ func (o *Options) Validate() error {
 // migration runs, and are sent as one pipelined batch: Load runs every minute, and a handful of
 // catalog scans in one round trip keeps it cheap. Every query is parameterized or constant.
 const (
-	settingsQuery = `SELECT current_setting('server_version_num')::int, current_schemas(true)::text[]`
+	settingsQuery = `SELECT current_setting('server_version_num')::int, current_schemas(true)::text[],
+		EXISTS (SELECT FROM pg_catalog.pg_collation WHERE NOT collisdeterministic)`
 
 	// $1: the schemas to read, or NULL for all but pg_toast and the temporary ones.
 	schemaFilter = `(CASE WHEN $1::text[] IS NULL
@@ -315,7 +316,7 @@ func (l *loader) warnf(format string, args ...any) {
 func (l *loader) settings(row pgx.Row) error {
 	var versionNum int
 	var path []string
-	if err := row.Scan(&versionNum, &path); err != nil {
+	if err := row.Scan(&versionNum, &path, &l.cat.NondeterministicCollations); err != nil {
 		return fmt.Errorf("reading the server version and search path: %w", err)
 	}
 	// server_version_num is major*10000 + minor since PostgreSQL 10.
