@@ -18,32 +18,44 @@ import (
 type ErrorFree struct {
 	// Name is the function's name in pg_catalog, or the operator's.
 	Name string
-	// Operator is set for a binary operator, whose left operand is the row data and right operand a
-	// pattern literal.
+	// Operator is set for a binary operator, whose left operand is the row data.
 	Operator bool
-	// Arg is the type of the row argument (the first).
-	Arg uint32
+	// Arg is the type of the row argument (the first); Right is an operator's right operand type.
+	Arg, Right uint32
+	// Pattern is set for LIKE: the right operand must be a literal pattern LIKE accepts, and the database
+	// must have no nondeterministic collation, with which LIKE fails on any value.
+	Pattern bool
 	// Reason says why no value makes it fail.
 	Reason string
 	// Probe is an SQL expression applying it to v, a column of type Arg, as statements do.
 	Probe string
 }
 
-// errorFree is the allowlist. A LIKE operator's pattern must be a literal that does not end with the escape
-// character, and the database must have no nondeterministic collation: those are LIKE's only errors.
+// oidJsonb is jsonb's type OID.
+const oidJsonb = 3802
+
+// errorFree is the allowlist.
 var errorFree = []ErrorFree{
 	{Name: "lower", Arg: oidText, Probe: "lower(v)",
 		Reason: "case mapping of text in the database encoding, valid by construction, has no error path"},
 	{Name: "upper", Arg: oidText, Probe: "upper(v)",
 		Reason: "case mapping of text in the database encoding, valid by construction, has no error path"},
-	{Name: "~~", Operator: true, Arg: oidText, Probe: `v LIKE '%a\%_b%'`,
+	{Name: "~~", Operator: true, Arg: oidText, Right: oidText, Pattern: true, Probe: `v LIKE '%a\%_b%'`,
 		Reason: "LIKE fails only on its pattern (a trailing escape) or a nondeterministic collation, both checked"},
-	{Name: "!~~", Operator: true, Arg: oidText, Probe: `v NOT LIKE 'ab%'`,
+	{Name: "!~~", Operator: true, Arg: oidText, Right: oidText, Pattern: true, Probe: `v NOT LIKE 'ab%'`,
 		Reason: "NOT LIKE is LIKE negated"},
-	{Name: "~~*", Operator: true, Arg: oidText, Probe: `v ILIKE '%A\_b%'`,
+	{Name: "~~*", Operator: true, Arg: oidText, Right: oidText, Pattern: true, Probe: `v ILIKE '%A\_b%'`,
 		Reason: "ILIKE is LIKE on lower-cased operands, which cannot fail"},
-	{Name: "!~~*", Operator: true, Arg: oidText, Probe: `v NOT ILIKE 'ab%'`,
+	{Name: "!~~*", Operator: true, Arg: oidText, Right: oidText, Pattern: true, Probe: `v NOT ILIKE 'ab%'`,
 		Reason: "NOT ILIKE is ILIKE negated"},
+	{Name: "->>", Operator: true, Arg: oidJsonb, Right: oidText, Probe: "v->>'a'",
+		Reason: "a missing key, a scalar or an array gives NULL; a value converts to text whatever it is"},
+	{Name: "->", Operator: true, Arg: oidJsonb, Right: oidText, Probe: "v->'a'",
+		Reason: "a missing key, a scalar or an array gives NULL"},
+	{Name: "->>", Operator: true, Arg: oidJsonb, Right: oidInt4, Probe: "v->>-1",
+		Reason: "an index out of range, negative or into a non-array gives NULL"},
+	{Name: "->", Operator: true, Arg: oidJsonb, Right: oidInt4, Probe: "coalesce(v->2147483647, v->-2147483648, v->0)",
+		Reason: "an index out of range, negative or into a non-array gives NULL"},
 }
 
 // ErrorFreeEntries returns the allowlist, for tests that hold each entry to its reason.
@@ -63,15 +75,21 @@ func (a *analyzer) errorFreeCall(fc *pg_query.FuncCall, argTypes []uint32) bool 
 	})
 }
 
-// errorFreeOperator reports whether operator k, applied with pattern as its right operand, is an
-// allowlisted LIKE operator on text with a literal pattern LIKE accepts.
-func (a *analyzer) errorFreeOperator(k OpKey, pattern *pg_query.Node) bool {
-	if a.cat.NondeterministicCollations || k.Left != oidText || k.Right != oidText {
+// errorFreeOperator reports whether operator k, applied to right as its right operand, is allowlisted:
+// for LIKE, on text with a literal pattern LIKE accepts.
+func (a *analyzer) errorFreeOperator(k OpKey, right *pg_query.Node) bool {
+	i := slices.IndexFunc(errorFree, func(e ErrorFree) bool {
+		return e.Operator && e.Name == k.Name && e.Arg == k.Left && e.Right == k.Right
+	})
+	switch {
+	case i < 0:
+		return false
+	case !errorFree[i].Pattern:
+		return true
+	case a.cat.NondeterministicCollations:
 		return false
 	}
-	if !slices.ContainsFunc(errorFree, func(e ErrorFree) bool { return e.Operator && e.Name == k.Name }) {
-		return false
-	}
+	pattern := right
 	if a.constParams && pattern.GetParamRef() != nil {
 		// A template's parameter stands for the client's pattern, whose value decides.
 		a.byText = true
@@ -82,6 +100,18 @@ func (a *analyzer) errorFreeOperator(k OpKey, pattern *pg_query.Node) bool {
 		return false
 	}
 	return likePatternValid(c.GetSval().Sval)
+}
+
+// errorFreeUnknown resolves an allowlisted operator whose right operand is an untyped literal that
+// resolveOperator, which gives it the left operand's type, cannot place: PostgreSQL reads it as text when
+// a candidate takes text there (jsonb ->> 'key').
+func (a *analyzer) errorFreeUnknown(name string, l, r uint32) (OpKey, bool) {
+	k := OpKey{name, l, oidText}
+	if r != oidUnknown || !slices.ContainsFunc(errorFree, func(e ErrorFree) bool { return e.Operator && e.Name == name && e.Arg == l && e.Right == oidText }) {
+		return OpKey{}, false
+	}
+	_, ok := a.cat.Operators[k]
+	return k, ok
 }
 
 // likePatternValid reports whether LIKE accepts a pattern with the default escape, a backslash: it must not

@@ -429,14 +429,18 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		}
 	}
 	info := exprInfo{safe: l.safe, fallible: l.fallible, folded: l.folded}
-	// pattern is the right operand of LIKE, for the allowlist of operators that cannot fail (errorfree.go).
-	var pattern *pg_query.Node
+	// rightNode is the right operand of a plain binary operator or LIKE, for the allowlist of operators
+	// that cannot fail (errorfree.go).
+	var rightNode *pg_query.Node
 	// compare accounts for operators ops applied to left and right: on row data, each must be leakproof;
 	// anywhere, each must be leakproof or folded, or it may fail.
 	compare := func(ops []string, left, right exprInfo) {
 		leakproof, immutable := builtinOp, builtinOp
 		for _, o := range ops {
 			k, ok := a.resolveOperator(o, left.typ, right.typ)
+			if !ok && rightNode != nil {
+				k, ok = a.errorFreeUnknown(o, left.typ, right.typ)
+			}
 			// Reached through a binary coercion, a built-in operator is PostgreSQL's choice only if no
 			// operator matches the operand types exactly: someone else's may (citext = unknown is
 			// citext's =, not text's; a user's = on varchar comes before text's).
@@ -448,7 +452,7 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 					a.pendingOps = append(a.pendingOps, pendingOp{name: o, op: o, location: e.Location})
 				}
 			}
-			leakproof = leakproof && ok && (a.cat.Operators[k] || pattern != nil && a.errorFreeOperator(k, pattern))
+			leakproof = leakproof && ok && (a.cat.Operators[k] || rightNode != nil && a.errorFreeOperator(k, rightNode))
 			immutable = immutable && ok && a.cat.ImmutableOperators[k]
 		}
 		folded := left.folded && right.folded && immutable
@@ -526,10 +530,13 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 			info.typ = oidBool
 			return info, nil
 		}
+		rightNode = e.Rexpr
 		compare([]string{name}, l, r)
 		if comparison {
 			info.typ = oidBool
 		} else if k, ok := a.resolveOperator(name, l.typ, r.typ); ok {
+			info.typ = a.cat.OperatorResults[k]
+		} else if k, ok := a.errorFreeUnknown(name, l.typ, r.typ); ok {
 			info.typ = a.cat.OperatorResults[k]
 		}
 	case pg_query.A_Expr_Kind_AEXPR_OP_ANY, pg_query.A_Expr_Kind_AEXPR_OP_ALL:
@@ -548,7 +555,7 @@ func (a *analyzer) aExpr(e *pg_query.A_Expr, sc *scope) (_ exprInfo, err error) 
 		info.typ = l.typ
 	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
 		if e.Kind != pg_query.A_Expr_Kind_AEXPR_SIMILAR {
-			pattern = e.Rexpr
+			rightNode = e.Rexpr
 		}
 		compare([]string{name}, l, r)
 		info.typ = oidBool

@@ -110,6 +110,7 @@ func run() error {
 	out := flag.String("out", "", "also write the table to this file")
 	memory := flag.Bool("memory", false, "run the memory scenarios (memory.go) against PgBouncer and tenantproxy instead of pgbench")
 	memScenariosFlag := flag.String("memory-scenarios", "", "with -memory, the scenarios to run (default all)")
+	plans := flag.Bool("plans", false, "time application query shapes forwarded vs hand-scoped vs row-level security (plans.go) instead of pgbench")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -133,6 +134,19 @@ func run() error {
 		return err
 	}
 	defer cluster.Stop()
+	if *plans {
+		table, err := runPlans(ctx, cluster)
+		if err != nil {
+			return err
+		}
+		report := fmt.Sprintf("Measured %s on %s (%d cores), PostgreSQL %d: `bench/run -plans`.\n\n%s", time.Now().UTC().Format("2006-01-02"),
+			hostname(), runtime.NumCPU(), cluster.Version, table)
+		fmt.Print(report)
+		if *out != "" {
+			return os.WriteFile(*out, []byte(report), 0o644)
+		}
+		return nil
+	}
 	password := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := load(ctx, cluster, password); err != nil {
 		return err
