@@ -95,7 +95,7 @@ type target struct {
 	col string
 	// where is the WHERE clause that filters rows at the reference's level, nil if none.
 	where *pg_query.Node
-	// joins are the joins enclosing the reference, innermost first.
+	// joins are the joins enclosing the reference, outermost first.
 	joins []joinStep
 	// dml is set for the target relation of UPDATE or DELETE, which is scoped in its WHERE clause.
 	dml *dmlInfo

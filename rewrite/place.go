@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
@@ -21,15 +22,42 @@ import (
 // (whose relations the WHERE clause cannot name), with TABLESAMPLE, TABLE t, or a name another FROM item
 // of the level shares.
 
+// The nullable side of a LEFT JOIN, when it is the join's right operand itself (a relation, not a
+// nested join) and the join has an ON condition, gets the predicate in that condition instead: A LEFT
+// JOIN B ON c is A LEFT JOIN (B filtered) ON c exactly when the filter is ANDed into c, whatever encloses
+// the join.
+
 // placeable reports whether t is scoped in its level's WHERE clause.
 func (a *analyzer) placeable(t *target) bool {
-	if a.leaky || t.mask || t.sample != nil || t.dml != nil || t.copy != nil || t.conflict != nil || t.scope == nil || t.scope.sel == nil {
+	if !a.placeableAnywhere(t) {
 		return false
 	}
 	for _, j := range t.joins {
 		if j.nullable || j.join.Jointype == pg_query.JoinType_JOIN_FULL || j.join.Alias != nil {
 			return false
 		}
+	}
+	return true
+}
+
+// placeableOn returns the LEFT JOIN in whose ON condition t is scoped, or nil.
+func (a *analyzer) placeableOn(t *target) *pg_query.JoinExpr {
+	if len(t.joins) == 0 || !a.placeableAnywhere(t) {
+		return nil
+	}
+	j := t.joins[len(t.joins)-1].join // the innermost
+	if j.Jointype != pg_query.JoinType_JOIN_LEFT || j.Rarg.GetRangeVar() != t.rv || j.Quals == nil || j.IsNatural ||
+		len(j.UsingClause) > 0 || j.Alias != nil {
+		return nil
+	}
+	return j
+}
+
+// placeableAnywhere reports whether t could be scoped where row-level security would filter it: a plain
+// reference of a SELECT level, in a statement whose filters are safe, by a name no other item shares.
+func (a *analyzer) placeableAnywhere(t *target) bool {
+	if a.leaky || t.mask || t.sample != nil || t.dml != nil || t.copy != nil || t.conflict != nil || t.scope == nil || t.scope.sel == nil {
+		return false
 	}
 	same := 0
 	for _, it := range t.scope.items {
@@ -64,6 +92,13 @@ func (a *analyzer) planPlacements(lit string) (map[*target]bool, error) {
 	var levels []*scope
 	byLevel := map[*scope][]*target{}
 	for _, t := range a.targets {
+		if j := a.placeableOn(t); j != nil {
+			if err := a.placeInOn(j, t, lit); err != nil {
+				return nil, fmt.Errorf("placing the tenant predicate of %s: %w", t.rel.QualifiedName(), err)
+			}
+			placed[t] = true
+			continue
+		}
 		if !a.placeable(t) {
 			continue
 		}
@@ -155,6 +190,71 @@ func (a *analyzer) placeInWhere(sel *pg_query.SelectStmt, ts []*target, lit stri
 	txt.insert(txt.toks[where+1].start, sep+conds+" AND (")
 	txt.insert(txt.toks[last].end, ")")
 	return nil
+}
+
+// joinEnds are the tokens that end a join's ON condition at its depth, besides clauseEnds.
+var joinEnds = []pg_query.Token{
+	pg_query.Token_JOIN, pg_query.Token_INNER_P, pg_query.Token_LEFT, pg_query.Token_RIGHT, pg_query.Token_FULL,
+	pg_query.Token_CROSS, pg_query.Token_NATURAL, pg_query.Token_ASCII_44, pg_query.Token_ON, pg_query.Token_WHERE,
+}
+
+// placeInOn adds t's predicate to the ON condition of j, the LEFT JOIN whose right operand t is:
+// ON p AND (the client's condition).
+func (a *analyzer) placeInOn(j *pg_query.JoinExpr, t *target, lit string) error {
+	txt := a.txt
+	_, last, err := a.nameSpan(t.rv)
+	if err != nil {
+		return err
+	}
+	d, limit := txt.toks[last].depth, a.stmtLimit()
+	on := -1
+	for k := last + 1; k < limit && on < 0; k++ {
+		tk := txt.toks[k]
+		switch {
+		case tk.depth < d:
+			return fmt.Errorf("ON of the join not found")
+		case tk.depth > d:
+		case tk.kind == pg_query.Token_ON:
+			on = k
+		case a.endsJoin(k, limit):
+			return fmt.Errorf("ON of the join not found")
+		}
+	}
+	if on < 0 || on+1 >= limit {
+		return fmt.Errorf("ON of the join not found")
+	}
+	end := limit
+	for k := on + 1; k < limit; k++ {
+		tk := txt.toks[k]
+		if tk.depth < d || tk.depth == d && a.endsJoin(k, limit) {
+			end = k
+			break
+		}
+	}
+	quals := j.Quals
+	a.expectf(func() { j.Quals = andNode(a.predicateNode(t), quals) })
+	sep := ""
+	if txt.toks[on].end == txt.toks[on+1].start {
+		sep = " "
+	}
+	txt.insert(txt.toks[on+1].start, sep+a.predicate(t, lit)+" AND (")
+	txt.insert(txt.toks[end-1].end, ")")
+	return nil
+}
+
+// endsJoin reports whether token k ends an ON condition: a join keyword (LEFT, RIGHT, FULL, INNER, CROSS
+// and NATURAL are also function names: not when a parenthesis follows), a comma, ON, WHERE or a clause end.
+func (a *analyzer) endsJoin(k, limit int) bool {
+	txt := a.txt
+	kind := txt.toks[k].kind
+	if !slices.Contains(joinEnds, kind) {
+		return isClauseEnd(txt, k, limit)
+	}
+	switch kind {
+	case pg_query.Token_LEFT, pg_query.Token_RIGHT, pg_query.Token_FULL, pg_query.Token_INNER_P, pg_query.Token_CROSS, pg_query.Token_NATURAL:
+		return k+1 >= limit || txt.toks[k+1].kind != pg_query.Token_ASCII_40
+	}
+	return true
 }
 
 // isClauseEnd reports whether token j ends a FROM or WHERE clause at its depth: a clause keyword, or ON
