@@ -72,6 +72,10 @@ type Config struct {
 	// DeniedFunctions are built-in functions to refuse in addition to tenantproxy's denylist (see the
 	// README); a trailing * matches a prefix. Default none.
 	DeniedFunctions []string `yaml:"denied_functions"`
+	// MaxStatementBytes refuses statement texts longer than this (statement_too_large) before they are
+	// read into memory, at most 1 GiB (PostgreSQL's message limit). Default 64 MiB: no ordinary
+	// application's statement, an 8 MB JSON document included, comes near it.
+	MaxStatementBytes int `yaml:"max_statement_bytes"`
 	// Catalog configures how the proxy reads the upstream catalog.
 	Catalog Catalog `yaml:"catalog"`
 	// RLS says row-level security is part of the deployment: isolation checks then require it, with a
@@ -162,12 +166,18 @@ type Limits struct {
 	// may run, with bursts of up to one second's worth; more are refused with ErrorResponse 53400 and
 	// not run. 0 is unlimited.
 	StatementsPerSecond *float64 `yaml:"statements_per_second"`
+	// StatementMemory bounds the bytes of statement text (Query and Parse messages) the proxy holds for
+	// the workspace's sessions at once while it reads, parses and rewrites them, which costs a few times
+	// their size; a message that would pass it is refused with ErrorResponse 53200 without being read
+	// into memory. 0 is unlimited.
+	StatementMemory *int64 `yaml:"statement_memory"`
 }
 
 // Limit is a resolved Limits: every field set. 0 is unlimited.
 type Limit struct {
 	MaxConnections      int
 	StatementsPerSecond float64
+	StatementMemory     int64
 }
 
 // DefaultLimits are the limits of tiers the configuration does not set: free workspaces get a small
@@ -175,9 +185,9 @@ type Limit struct {
 // limit, so that a configuration written before limits existed keeps working under load; enterprise ones
 // no limits.
 var DefaultLimits = map[tenant.Tier]Limit{
-	tenant.TierFree:       {MaxConnections: 5, StatementsPerSecond: 50},
-	tenant.TierStandard:   {MaxConnections: 100, StatementsPerSecond: 0},
-	tenant.TierEnterprise: {MaxConnections: 0, StatementsPerSecond: 0},
+	tenant.TierFree:       {MaxConnections: 5, StatementsPerSecond: 50, StatementMemory: 64 << 20},
+	tenant.TierStandard:   {MaxConnections: 100, StatementsPerSecond: 0, StatementMemory: 256 << 20},
+	tenant.TierEnterprise: {MaxConnections: 0, StatementsPerSecond: 0, StatementMemory: 1 << 30},
 }
 
 // LimitFor returns the workspace's limits: its own fields, else its tier's, else the tier's defaults.
@@ -190,6 +200,9 @@ func (c *Config) LimitFor(w Workspace) Limit {
 		if o.StatementsPerSecond != nil {
 			l.StatementsPerSecond = *o.StatementsPerSecond
 		}
+		if o.StatementMemory != nil {
+			l.StatementMemory = *o.StatementMemory
+		}
 	}
 	return l
 }
@@ -200,6 +213,9 @@ func (l Limits) validate(where string, bad func(string, ...any)) {
 	}
 	if l.StatementsPerSecond != nil && *l.StatementsPerSecond < 0 {
 		bad("%s: statements_per_second must not be negative", where)
+	}
+	if l.StatementMemory != nil && *l.StatementMemory < 0 {
+		bad("%s: statement_memory must not be negative", where)
 	}
 }
 
@@ -399,6 +415,9 @@ func (c *Config) Validate() error {
 	if c.Catalog.Refresh < time.Second {
 		bad("catalog.refresh: must be at least 1s")
 	}
+	if c.MaxStatementBytes < 0 || c.MaxStatementBytes > 1<<30 {
+		bad("max_statement_bytes: must be at most 1073741824 (1 GiB); 0 is the default")
+	}
 	for _, name := range slices.Concat(c.GlobalTables, c.WritableGlobalTables, c.AllowedFunctions) {
 		if parts := strings.Split(name, "."); len(parts) > 2 || slices.Contains(parts, "") {
 			bad("%q is not a name or schema.name", name)
@@ -546,6 +565,7 @@ func (c *Config) Policy() rewrite.Policy {
 		AllowedExtensions: c.AllowedExtensions,
 		DeniedFunctions:   c.DeniedFunctions,
 		RefusedRelations:  c.Catalog.RefusedRelations,
+		MaxStatementBytes: c.MaxStatementBytes,
 	}
 }
 

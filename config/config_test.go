@@ -147,6 +147,8 @@ func TestValidateErrors(t *testing.T) {
 		{"login as role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a, role: u}]", "each workspace needs its own"},
 		{"reserved role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: a, role: pg_monitor}]", "reserved"},
 		{"long default role", "upstream: postgres://u@h/app\nupstream_roles: per_workspace\nworkspaces: [{id: '1', slug: " + strings.Repeat("s", 60) + "}]", "set a shorter role"},
+		{"negative statement memory", "upstream: postgres://u@h/app\nlimits: {free: {statement_memory: -1}}", "limits.free: statement_memory"},
+		{"huge statement limit", "upstream: postgres://u@h/app\nmax_statement_bytes: 2000000000", "max_statement_bytes"},
 		{"negative override", "upstream: postgres://u@h/app\nworkspaces: [{id: '1', slug: a, limits: {max_connections: -2}}]", `workspace "a": limits: max_connections`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,7 +186,7 @@ limits:
   enterprise: {statements_per_second: 10000}
 workspaces:
   - {id: '1', slug: a, tier: free}
-  - {id: '2', slug: b, tier: free, limits: {statements_per_second: 5, max_connections: 0}}
+  - {id: '2', slug: b, tier: free, limits: {statements_per_second: 5, max_connections: 0, statement_memory: 1000}}
   - {id: '3', slug: c}
   - {id: '4', slug: d, tier: enterprise}
 `))
@@ -192,10 +194,10 @@ workspaces:
 		t.Fatal(err)
 	}
 	want := map[string]Limit{
-		"a": {MaxConnections: 2, StatementsPerSecond: DefaultLimits[tenant.TierFree].StatementsPerSecond},
-		"b": {MaxConnections: 0, StatementsPerSecond: 5},
+		"a": {MaxConnections: 2, StatementsPerSecond: DefaultLimits[tenant.TierFree].StatementsPerSecond, StatementMemory: 64 << 20},
+		"b": {MaxConnections: 0, StatementsPerSecond: 5, StatementMemory: 1000},
 		"c": DefaultLimits[tenant.TierStandard],
-		"d": {MaxConnections: 0, StatementsPerSecond: 10000},
+		"d": {MaxConnections: 0, StatementsPerSecond: 10000, StatementMemory: 1 << 30},
 	}
 	for _, w := range c.Workspaces {
 		if got := c.LimitFor(w); got != want[w.Slug] {

@@ -38,6 +38,7 @@ const (
 	codeInternalError          = "XX000"
 	codeTooManyConnections     = "53300"
 	codeConfigurationLimit     = "53400"
+	codeOutOfMemory            = "53200"
 )
 
 // fatalf returns a FATAL error for the client. Everything the proxy itself refuses says so: the message

@@ -49,10 +49,18 @@ func (s *session) clientToUpstream() error {
 			return fmt.Errorf("%w: %v", errClientGone, err)
 		}
 		switch typ {
-		case 'Q':
-			err = s.forwardQuery(n)
-		case 'P':
-			err = s.forwardParse(n)
+		case 'Q', 'P':
+			release, refusal := s.admitStatement(n)
+			switch {
+			case refusal != nil:
+				err = s.refuseUnread(typ, n, refusal)
+			case typ == 'Q':
+				err = s.forwardQuery(n)
+				release()
+			default:
+				err = s.forwardParse(n)
+				release()
+			}
 		case 'B':
 			err = s.forwardBind(n)
 		case 'C':
@@ -348,6 +356,37 @@ func (s *session) refuseFunctionCall(n int) error {
 	return s.writeUpstream(&pgproto3.Query{String: poisonSQL})
 }
 
+// refuseUnread refuses a Query or Parse without reading its body into memory, as forwardQuery and
+// forwardParse refuse one they read: only a Parse's name is read, which the statement tracking needs.
+func (s *session) refuseUnread(typ byte, n int, refusal *rewrite.Error) error {
+	name := ""
+	if typ == 'P' {
+		var err error
+		if name, err = s.cr.peekName(n); err != nil {
+			return err
+		}
+	}
+	if err := s.cr.skipBody(n); err != nil {
+		return err
+	}
+	s.report(refusal, "", nil)
+	if typ == 'Q' {
+		if _, err := s.q.push(entry{kind: kindQuery, refusal: refusal}); err != nil {
+			return err
+		}
+		return s.writeUpstream(&pgproto3.Query{String: poisonSQL})
+	}
+	e := entry{kind: kindParse, refusal: refusal, parse: s.stmts.created(name, prepared{})}
+	queued, err := s.q.push(e)
+	if err != nil {
+		return err
+	}
+	if !queued {
+		s.stmts.resolve(e.parse, false) // skipped by the server
+	}
+	return s.writeUpstream(&pgproto3.Parse{Name: name, Query: poisonSQL})
+}
+
 // decide passes sql through the rewrite seam, reporting refusals and alerts.
 func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite.Error) {
 	s.current() // a reload may have changed the workspace's permissions
@@ -381,7 +420,7 @@ func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite
 // literals.
 func (s *session) report(refusal *rewrite.Error, sql string, relations []string) {
 	var statement, fingerprint string
-	if refusal.Reason != rewrite.ReasonTooDeep && refusal.Reason != rewrite.ReasonTooLarge {
+	if refusal.Reason != rewrite.ReasonTooDeep && refusal.Reason != rewrite.ReasonTooLarge && sql != "" {
 		// Normalizing parses the statement, and a statement refused for its size or depth is one the
 		// parser must not see.
 		statement, fingerprint = diagnostics.Summarize(sql)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -107,6 +108,20 @@ func (f *frameReader) copyBody(w *frameWriter, typ byte, n int) error {
 		n -= len(chunk)
 	}
 	return nil
+}
+
+// peekName returns the string a body of n bytes starts with (a Parse's statement name), without consuming
+// anything. It must end within the read buffer.
+func (f *frameReader) peekName(n int) (string, error) {
+	b, err := f.r.Peek(min(n, f.r.Size()))
+	if err != nil {
+		return "", unexpectedEOF(err)
+	}
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", fatalf(codeProtocolViolation, "protocol_violation", "the statement name of a Parse message is over %d bytes", f.r.Size())
+	}
+	return string(b[:i]), nil
 }
 
 // skipBody drops an n-byte body.

@@ -3,18 +3,25 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/tenantproxy/tenantproxy/config"
+	"github.com/tenantproxy/tenantproxy/diagnostics"
 	"github.com/tenantproxy/tenantproxy/internal/pgtest"
 )
 
@@ -143,13 +150,124 @@ func TestLargeMessages(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT repeat('y', $1)", 8<<20).Scan(&s); err != nil || len(s) != 8<<20 {
 		t.Fatalf("8 MiB result: got %d bytes, %v", len(s), err)
 	}
-	// Over the statement size limit: refused before parsing, and the session goes on.
-	_, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("z", 2<<20)+"'", pgx.QueryExecModeSimpleProtocol)
-	if pgCode(err) != "54000" || !strings.Contains(err.Error(), "statement_too_large") {
-		t.Fatalf("2 MiB statement: got %v, want 54000 statement_too_large", err)
+	// An 8 MB JSON document in an INSERT, well under the default limit, in both protocols.
+	doc := `{"items": [` + strings.Repeat(`{"k": "0123456789abcdef"}, `, 8<<20/25) + `{}]}`
+	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO shared_notes VALUES (%d, '%s')", 100+i, doc), mode); err != nil {
+			t.Fatalf("%v: an 8 MB INSERT: %v", mode, err)
+		}
 	}
-	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
-		t.Fatalf("connection not usable after a large refusal: %v", err)
+	if err := conn.QueryRow(ctx, "SELECT min(length(note)) FROM shared_notes WHERE id >= 100").Scan(&n); err != nil || n != len(doc) {
+		t.Fatalf("the 8 MB documents: %d bytes, %v; want %d", n, err, len(doc))
+	}
+}
+
+// TestStatementLimits checks the statement size limit and the workspace's statement memory: a statement
+// far over the size limit is refused without being read (in both protocols, a Parse's name kept), one
+// just over it by the rewriter, one over the memory the workspace may use at once with 53200, and the
+// session goes on after each.
+func TestStatementLimits(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, func(c *config.Config) {
+		c.MaxStatementBytes = 1 << 20
+		budget := int64(3 << 20)
+		c.Workspaces[1].Limits.StatementMemory = &budget // globex
+	})
+	ctx := ctxT(t, 30*time.Second)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		conn := p.Connect(t, acme)
+		for _, size := range []int{1<<20 + 1000, 4 << 20} {
+			_, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("z", size)+"'", mode)
+			if pgCode(err) != "54000" || !strings.Contains(err.Error(), "statement_too_large") {
+				t.Errorf("%v, %d bytes: %v, want 54000 statement_too_large", mode, size, err)
+			}
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM items", mode).Scan(&n); err != nil || n != 2 {
+				t.Fatalf("%v: after a refused %d-byte statement: %d, %v", mode, size, n, err)
+			}
+		}
+	}
+	// Globex may hold 3 MiB of statements: one of 900 KiB passes; its size limit is still 1 MiB.
+	conn := p.Connect(t, globex)
+	if _, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("z", 900<<10)+"'", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Errorf("a 900 KiB statement within globex's memory: %v", err)
+	}
+	big := startProxy(t, func(c *config.Config) {
+		budget := int64(1 << 20)
+		c.Workspaces[1].Limits.StatementMemory = &budget
+	})
+	conn = big.Connect(t, globex)
+	_, err := conn.Exec(ctx, "SELECT '"+strings.Repeat("z", 2<<20)+"'", pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != "53200" || !strings.Contains(err.Error(), "statement_memory") {
+		t.Errorf("a 2 MiB statement over globex's 1 MiB of statement memory: %v, want 53200 statement_memory", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after a statement_memory refusal: %d, %v", n, err)
+	}
+	if !slices.ContainsFunc(big.Events(t), func(e diagnostics.Event) bool { return e.Reason == "statement_memory" && e.Statement == "" }) {
+		t.Errorf("no statement_memory refusal without a statement in the diagnostics log: %+v", big.Events(t))
+	}
+}
+
+// TestOversizedStatementNotBuffered sends a Query declaring 512 MiB, streamed from a small buffer, and
+// checks the proxy's heap does not grow with it: a statement over the size limit is refused as it is
+// dropped, never read into memory. Not parallel: it measures this process's heap.
+func TestOversizedStatementNotBuffered(t *testing.T) {
+	p := startProxy(t)
+	ctx := ctxT(t, time.Minute)
+	pg, err := pgconn.Connect(ctx, p.DSN(acme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pg.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+			}
+		}
+	}()
+	const size = 512 << 20
+	header := []byte{'Q', 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(header[1:], uint32(4+size))
+	chunk := make([]byte, 1<<20)
+	copy(chunk, "SELECT '")
+	if _, err := hc.Conn.Write(header); err != nil {
+		t.Fatal(err)
+	}
+	for sent := 0; sent < size; sent += len(chunk) {
+		if _, err := hc.Conn.Write(chunk); err != nil {
+			t.Fatalf("after %d MiB: %v", sent>>20, err)
+		}
+		copy(chunk, make([]byte, 8))
+	}
+	msg, err := hc.Frontend.Receive()
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := msg.(*pgproto3.ErrorResponse); !ok || e.Code != "54000" || !strings.Contains(e.Message, "statement_too_large") {
+		t.Fatalf("got %#v, want 54000 statement_too_large", msg)
+	}
+	if grew := int64(peak.Load()) - int64(before.HeapInuse); grew > 64<<20 {
+		t.Errorf("the heap grew by %d MiB while a 512 MiB statement was refused", grew>>20)
 	}
 }
 

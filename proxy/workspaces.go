@@ -21,6 +21,7 @@ import (
 // Reason codes of the limits and of sessions a reload ends.
 const (
 	reasonRateLimited      = "rate_limited"
+	reasonStatementMemory  = "statement_memory"
 	reasonConnectionLimit  = "connection_limit"
 	reasonKeyRevoked       = "key_revoked"
 	reasonWorkspaceChanged = "workspace_changed"
@@ -41,6 +42,9 @@ type usage struct {
 	conns   atomic.Int64
 	limiter *rate.Limiter
 	metrics *diagnostics.WorkspaceMetrics
+	// statementBytes is the size of the Query and Parse messages the proxy is reading or deciding for
+	// the workspace's sessions right now (limit.StatementMemory).
+	statementBytes atomic.Int64
 }
 
 // liveConfig is the configuration sessions see: the startup configuration's fixed fields with the reloadable
@@ -221,6 +225,36 @@ func (s *session) allowStatement() *rewrite.Error {
 	s.srv.report(s.event(diagnostics.EventRateLimited, diagnostics.SeverityWarning, reasonRateLimited, refusal.Code, "", "", "", nil, 0))
 	return refusal
 }
+
+// admitStatement takes an n-byte Query or Parse body from the workspace's statement memory, or returns
+// the refusal of a body that is over the statement size limit or that the memory cannot take. Bodies the
+// read buffer holds (bufferSize) cost nothing extra and are not counted. release gives the bytes back.
+func (s *session) admitStatement(n int) (release func(), refusal *rewrite.Error) {
+	limit := s.srv.live.Load().cfg.MaxStatementBytes
+	if limit == 0 {
+		limit = rewrite.DefaultMaxStatementBytes
+	}
+	// A Parse also carries its name and parameter types: up to 256 KiB more than its statement. Bodies
+	// between the limit and that are read, and the rewriter refuses their statements.
+	if n > limit+parseOverhead {
+		return nil, &rewrite.Error{Code: rewrite.CodeProgramLimitExceeded, Reason: rewrite.ReasonTooLarge,
+			Text: fmt.Sprintf("statement is %d bytes; the limit is %d", n, limit)}
+	}
+	if n <= bufferSize {
+		return func() {}, nil
+	}
+	w := s.current()
+	if used := w.statementBytes.Add(int64(n)); w.limit.StatementMemory > 0 && used > w.limit.StatementMemory {
+		w.statementBytes.Add(-int64(n))
+		return nil, &rewrite.Error{Code: codeOutOfMemory, Reason: reasonStatementMemory,
+			Text: fmt.Sprintf("workspace %s's sessions are already sending or running %d bytes of statements; with this one's %d that is over its limit of %d: retry shortly",
+				w.tenant.Slug, used-int64(n), n, w.limit.StatementMemory)}
+	}
+	return func() { w.statementBytes.Add(-int64(n)) }, nil
+}
+
+// parseOverhead is the most a Parse body carries besides its statement: a name and 65,535 parameter types.
+const parseOverhead = 256<<10 + 64<<10
 
 // acquireConnection counts the session against its workspace's connection cap, or refuses it.
 func (s *session) acquireConnection(w *workspace) error {

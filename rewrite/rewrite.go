@@ -17,7 +17,7 @@ import (
 
 // DefaultMaxStatementBytes is the default size limit of a statement text. PostgreSQL accepts up to 1 GiB;
 // applications send a few KiB. The limit is checked before parsing.
-const DefaultMaxStatementBytes = 1 << 20
+const DefaultMaxStatementBytes = 64 << 20
 
 // maxNesting bounds the depth of a statement's parse tree, estimated from its tokens before parsing:
 // far below the depth at which the parser exhausts its C stack (about 24,000), and above any statement
