@@ -229,6 +229,10 @@ type Diagnostics struct {
 	// VerifyInterval is how often the running proxy checks isolation (as `tenantproxy verify` does); 0
 	// disables the check. Default 5m.
 	VerifyInterval *time.Duration `yaml:"verify_interval"`
+	// UnscopedAlertWindow is how often one statement shape of one workspace that enforce mode had to
+	// scope (unscoped_query: the application relies on the proxy there) is written to the log: at most
+	// once per window, with a count of how often it ran since the last time. Default 1m.
+	UnscopedAlertWindow time.Duration `yaml:"unscoped_alert_window"`
 }
 
 // Admin configures the operator HTTP endpoint.
@@ -292,6 +296,7 @@ const (
 	DefaultDrain          = 30 * time.Second
 	DefaultRefresh        = 60 * time.Second
 	DefaultVerifyInterval = 5 * time.Minute
+	DefaultAlertWindow    = time.Minute
 	DefaultRolePrefix     = "tenantproxy_"
 	maxIdentifierLength   = 63 // PostgreSQL's NAMEDATALEN-1
 )
@@ -345,6 +350,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Catalog.Refresh == 0 {
 		c.Catalog.Refresh = DefaultRefresh
+	}
+	if c.Diagnostics.UnscopedAlertWindow == 0 {
+		c.Diagnostics.UnscopedAlertWindow = DefaultAlertWindow
 	}
 	if c.Diagnostics.VerifyInterval == nil {
 		d := DefaultVerifyInterval
@@ -441,6 +449,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(*c.Admin.Listen); err != nil {
 			bad("admin.listen: %v", err)
 		}
+	}
+	if c.Diagnostics.UnscopedAlertWindow < 0 {
+		bad("diagnostics.unscoped_alert_window: must not be negative")
 	}
 	if c.Diagnostics.VerifyInterval != nil && *c.Diagnostics.VerifyInterval < 0 {
 		bad("diagnostics.verify_interval: must not be negative")

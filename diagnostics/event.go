@@ -20,8 +20,9 @@ const (
 	// EventAuthFailed: a client failed to authenticate as a workspace.
 	EventAuthFailed EventType = "auth_failed"
 	// EventCrossTenantAlert: a forwarded statement did something operators should look at: in audit mode,
-	// what enforce would have refused or scoped; in any mode, an explicit reference to another
-	// workspace's id.
+	// what enforce would have refused or scoped; in enforce mode, a statement that did not constrain a
+	// tenant relation itself (reason unscoped_query, deduplicated); in any mode, an explicit reference to
+	// another workspace's id.
 	EventCrossTenantAlert EventType = "cross_tenant_alert"
 	// EventStatement: a statement was executed (the audit trail, when diagnostics.audit is on).
 	EventStatement EventType = "statement"
@@ -38,6 +39,10 @@ const (
 	// (reason key_revoked) or removed or changed its workspace (workspace_changed).
 	EventSessionTerminated EventType = "session_terminated"
 )
+
+// ReasonUnscopedQuery is the reason of the cross_tenant_alert of a statement enforce mode had to scope:
+// it did not constrain a tenant relation to its workspace itself.
+const ReasonUnscopedQuery = "unscoped_query"
 
 // Severity ranks events for alerting.
 type Severity string
@@ -76,6 +81,9 @@ type Event struct {
 	StatementBytes int `json:"statement_bytes,omitempty"`
 	// Message is a human explanation, for events that are not about a statement (isolation findings).
 	Message string `json:"message,omitempty"`
+	// Count is, for an unscoped_query alert, how many times the statement's shape ran unscoped in the
+	// workspace since its previous alert, this time included.
+	Count int `json:"count,omitempty"`
 
 	// The audit trail's statement events also carry:
 	// Decision is what the proxy did: rewritten, verified or passed.

@@ -83,6 +83,17 @@ func (s *Summary) renderText(w io.Writer, markdown bool) error {
 		p.line(fmt.Sprintf("%d events of further statements are not listed.", s.OtherStatements))
 	}
 
+	if len(s.ReliesOnProxy) > 0 {
+		p.heading("Code paths relying on the proxy")
+		p.line("Statements that did not constrain a tenant relation to their workspace, which enforce mode scoped (unscoped_query); count is how often each ran so.")
+		rows = nil
+		for _, st := range s.ReliesOnProxy {
+			rows = append(rows, []string{fmt.Sprint(st.Count), strings.Join(st.Workspaces, ", "), strings.Join(st.Relations, ", "),
+				st.FirstSeen.Format(time.RFC3339), st.LastSeen.Format(time.RFC3339), orDash(st.Fingerprint), orDash(st.Statement)})
+		}
+		p.table([]string{"count", "workspaces", "relations", "first seen", "last seen", "fingerprint", "statement"}, rows)
+	}
+
 	if len(s.Findings) > 0 {
 		p.heading("Isolation check findings")
 		rows = nil

@@ -44,6 +44,9 @@ type Summary struct {
 	Findings []*FindingSummary `json:",omitempty"`
 	// OtherStatements counts events of statements beyond the summary's bound on distinct statements.
 	OtherStatements int `json:",omitempty"`
+	// ReliesOnProxy are the statement shapes enforce mode had to scope (unscoped_query alerts): the code
+	// paths of the application that rely on the proxy. Count is how many times each ran unscoped.
+	ReliesOnProxy []*StatementSummary `json:",omitempty"`
 }
 
 // WorkspaceSummary counts one workspace's events.
@@ -91,6 +94,7 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 	workspaces := map[string]*WorkspaceSummary{}
 	statements := map[string]*statementAcc{}
 	findings := map[[3]string]*FindingSummary{}
+	relies := map[string]*statementAcc{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	for sc.Scan() {
@@ -150,6 +154,19 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 		if key == "" {
 			key = "(" + e.Reason + ")" // statements that could not be normalized, by reason
 		}
+		if e.Type == EventCrossTenantAlert && e.Reason == ReasonUnscopedQuery {
+			acc := relies[key]
+			if acc == nil {
+				if len(relies) >= maxFingerprints {
+					continue
+				}
+				acc = &statementAcc{StatementSummary: StatementSummary{Fingerprint: e.Fingerprint, Statement: e.Statement, FirstSeen: e.Time}, reasons: map[string]int{}}
+				relies[key] = acc
+			}
+			acc.add(e)
+			acc.Count += max(e.Count, 1) - 1 // the statements the alert stands for
+			continue
+		}
 		acc := statements[key]
 		if acc == nil {
 			if len(statements) >= maxFingerprints {
@@ -188,6 +205,17 @@ func Analyze(r io.Reader, f Filter) (*Summary, error) {
 	if len(s.Statements) > TopFingerprints {
 		s.Statements = s.Statements[:TopFingerprints]
 	}
+	for _, acc := range relies {
+		st := acc.finish()
+		st.Fix = ""
+		s.ReliesOnProxy = append(s.ReliesOnProxy, st)
+	}
+	slices.SortFunc(s.ReliesOnProxy, func(a, b *StatementSummary) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Fingerprint+a.Statement, b.Fingerprint+b.Statement)
+	})
 	for _, f := range findings {
 		s.Findings = append(s.Findings, f)
 	}

@@ -63,7 +63,9 @@ func (srv *Server) LoadCatalog(ctx context.Context) error {
 			}
 		}
 	}
-	srv.installRewriter(rewrite.New(cat, live.Policy()))
+	if cur := srv.rewriter.Load(); cur == nil || !cur.Decides(cat, live.Policy()) {
+		srv.installRewriter(rewrite.New(cat, live.Policy()))
+	}
 	srv.catalogLoaded.Store(time.Now().UnixNano())
 	// Reading and decoding the catalog (and, at the first load, the embedded built-in one) leaves
 	// megabytes of garbage: return the memory to the system now rather than minutes from now.

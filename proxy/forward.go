@@ -399,8 +399,11 @@ func (s *session) decide(sql string, params []uint32) (*rewrite.Result, *rewrite
 	}
 	res, err := rw.Rewrite(rewrite.Input{SQL: sql, Tenant: s.tenant, Mode: s.mode, ParamTypes: params})
 	if err == nil {
-		if len(res.Alerts) > 0 {
-			s.reportAlerts(res, sql)
+		switch {
+		case len(res.Alerts) > 0:
+			s.reportAlerts(res, sql) // a critical alert of its own: no unscoped_query besides
+		case len(res.Unscoped) > 0:
+			s.reportUnscoped(res, sql)
 		}
 		return res, nil
 	}

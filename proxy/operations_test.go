@@ -496,6 +496,28 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if got := metricValue(t, scrapeMetrics(t, p), "tenantproxy_rewrite_cache_hits_total"); got != hits+1 {
 		t.Errorf("cache hits went from %v to %v, want +1", hits, got)
 	}
+	// A catalog refresh that finds nothing changed keeps the decisions; one that finds a change does not.
+	if err := p.Server.LoadCatalog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM items", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, scrapeMetrics(t, p), "tenantproxy_rewrite_cache_hits_total"); got != hits+2 {
+		t.Errorf("after a refresh of an unchanged catalog, cache hits went from %v to %v, want +2", hits, got)
+	}
+	if _, err := p.Admin(t).Exec(ctx, "CREATE TABLE notes_added_later (workspace_id text, id int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Server.LoadCatalog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM items", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, scrapeMetrics(t, p), "tenantproxy_rewrite_cache_hits_total"); got != hits+2 {
+		t.Errorf("after a refresh of a changed catalog, cache hits went from %v to %v, want still +2", hits, got)
+	}
 	if strings.Contains(scrape, "nobody") {
 		t.Error("a failed authentication's user name is a label")
 	}

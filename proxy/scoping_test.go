@@ -249,11 +249,18 @@ func TestAuditMode(t *testing.T) {
 	if err := p.Connect(t, globex).QueryRow(ctx, "SELECT count(*) FROM items").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("globex in enforce mode: count %d, %v; want 1", n, err)
 	}
-	var alert *diagnostics.Event
+	var alert, enforced *diagnostics.Event
 	for _, e := range p.Events(t) {
-		if e.Type == diagnostics.EventCrossTenantAlert {
+		switch {
+		case e.Type == diagnostics.EventCrossTenantAlert && e.Workspace == acme:
 			alert = &e
+		case e.Type == diagnostics.EventCrossTenantAlert && e.Workspace == globex:
+			enforced = &e
 		}
+	}
+	// Enforce mode flags what it scoped too.
+	if enforced == nil || enforced.Reason != "unscoped_query" || enforced.Mode != "enforce" {
+		t.Errorf("globex's alert in enforce mode = %+v, want unscoped_query", enforced)
 	}
 	if alert == nil || alert.Workspace != acme || alert.Reason != "unscoped_reference" || alert.Mode != "audit" ||
 		alert.Statement != "SELECT count(*) FROM items" || !slices.Equal(alert.Relations, []string{"public.items"}) {
@@ -480,5 +487,49 @@ func TestClientEncodingStaysUTF8(t *testing.T) {
 	var enc string
 	if err := conn.QueryRow(ctx, "SHOW client_encoding").Scan(&enc); err != nil || enc != "UTF8" {
 		t.Errorf("client_encoding after the attempts: %q, %v", enc, err)
+	}
+}
+
+// TestUnscopedQueryAlerts checks enforce mode flags the statements it had to scope, as unscoped_query
+// alerts: one per shape (constants aside) and workspace in a window, with the relations, the normalized
+// statement and the application's name, never a literal; statements the client scoped itself, with a
+// literal or a parameter, are not flagged; the counter counts every statement.
+func TestUnscopedQueryAlerts(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	ctx := ctxT(t, 20*time.Second)
+	conn := p.Connect(t, acme, "application_name", "billing-worker")
+	for _, sql := range []string{
+		"SELECT count(*) FROM items", "SELECT count(*) FROM items", "SELECT count(*) FROM items",
+		"SELECT name FROM items WHERE name = 'acme one'", "SELECT name FROM items WHERE name = 'acme two'",
+		"SELECT name FROM items WHERE workspace_id = '7f3c2a' AND id = 1",
+	} {
+		if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "SELECT name FROM items WHERE workspace_id = $1 AND id = $2", acmeID, 2); err != nil {
+		t.Fatal(err)
+	}
+	var alerts []diagnostics.Event
+	for _, e := range p.Events(t) {
+		if e.Reason == "unscoped_query" {
+			alerts = append(alerts, e)
+		}
+	}
+	if len(alerts) != 2 {
+		t.Fatalf("%d unscoped_query alerts, want 2 (one per shape): %+v", len(alerts), alerts)
+	}
+	for _, a := range alerts {
+		if a.Type != diagnostics.EventCrossTenantAlert || a.Severity != diagnostics.SeverityWarning || a.Count != 1 ||
+			a.ApplicationName != "billing-worker" || !slices.Equal(a.Relations, []string{"public.items"}) || a.Fingerprint == "" {
+			t.Errorf("alert %+v", a)
+		}
+		if strings.Contains(a.Statement, "acme") || a.Statement == "" {
+			t.Errorf("alert statement %q: want the normalized statement, without literals", a.Statement)
+		}
+	}
+	if !strings.Contains(scrapeMetrics(t, p), `tenantproxy_alerts_total{reason="unscoped_query",workspace="acme"} 5`) {
+		t.Errorf("the alert counter does not count the 5 unscoped statements:\n%s", scrapeMetrics(t, p))
 	}
 }

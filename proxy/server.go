@@ -53,6 +53,8 @@ type Server struct {
 	nextID         atomic.Uint64
 	// summaries caches normalized statements for the audit trail.
 	summaries summaryCache
+	// unscoped deduplicates the alerts of statements enforce mode scoped for the application.
+	unscoped unscopedAlerts
 	// poisonStatement names no prepared statement a client can have made: a Bind to it always fails.
 	poisonStatement string
 

@@ -59,6 +59,12 @@ type analyzer struct {
 	// handled holds every RangeVar the structural analysis accounted for; the safety net in check refuses
 	// any other.
 	handled map[*pg_query.RangeVar]bool
+	// unscoped are the tenant relations (schema-qualified) enforce mode scoped that the statement did not
+	// constrain to the workspace itself.
+	unscoped []string
+	// paramsConstrain makes a parameter compared with the tenant column count as a constraint
+	// (noteUnscoped).
+	paramsConstrain bool
 	// leaky is set when an expression that PostgreSQL may evaluate on other workspaces' rows is not
 	// provably leakproof: the tenant relations are then fenced.
 	leaky bool

@@ -310,6 +310,7 @@ func (d *typedDecision) instantiate(in Input, consts []string, spans [][2]int) (
 	res.SQL = b.String()
 	res.Changed = res.SQL != sql
 	res.Checks, res.AlertChecks = nil, nil
+	res.Shape = d.tp.normalized
 	res.positions = &instancePositions{d: d, out: res.SQL, outSpans: outSpans, tmplOutSpans: fromSpans, orig: sql, origSpans: spans}
 	return &res, true
 }

@@ -3,6 +3,7 @@ package rewrite
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +31,9 @@ const cacheSize = 20000
 // Rewriter decides what to do with statements. It is safe for concurrent use; a new catalog means a new
 // Rewriter, so cached decisions never outlive the catalog they were made with.
 type Rewriter struct {
-	cat *Catalog
-	pol Policy
+	given Policy // as New was given it, for Decides
+	cat   *Catalog
+	pol   Policy
 	// userTypes are the OIDs of cat's UserTypes.
 	userTypes map[uint32]bool
 	// views holds the refused views and why (views.go).
@@ -61,6 +63,7 @@ type cached struct {
 
 // New returns a Rewriter for the catalog and policy.
 func New(cat *Catalog, pol Policy) *Rewriter {
+	given := pol
 	if pol.MaxStatementBytes <= 0 {
 		pol.MaxStatementBytes = DefaultMaxStatementBytes
 	}
@@ -74,7 +77,13 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 			userTypes[oid] = true
 		}
 	}
-	return &Rewriter{cat: cat, pol: pol, views: viewVerdicts(cat, &pol), userTypes: userTypes, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
+	return &Rewriter{cat: cat, pol: pol, given: given, views: viewVerdicts(cat, &pol), userTypes: userTypes, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
+}
+
+// Decides reports whether the rewriter decides as one New would make for cat and pol: the same catalog
+// and policy. A catalog refresh that changes nothing keeps the rewriter, and with it its decisions.
+func (r *Rewriter) Decides(cat *Catalog, pol Policy) bool {
+	return reflect.DeepEqual(r.given, pol) && reflect.DeepEqual(r.cat, cat)
 }
 
 // CacheStats returns how many decisions came from the cache and how many were made.
@@ -124,6 +133,12 @@ type Result struct {
 	Alerts []Alert
 	// Relations are the relations the statement reads or writes, schema-qualified.
 	Relations []string
+	// Unscoped are the tenant relations, schema-qualified, that enforce mode scoped because the statement
+	// did not constrain them to the workspace itself: the application relies on the proxy there.
+	Unscoped []string
+	// Shape is the statement with its constants replaced by parameters, when it was decided that way
+	// (a statement of the same shape gets the same decision); "" otherwise.
+	Shape string
 	// Writes is set when the statement changes data.
 	Writes bool
 	// Effects are what the statements do to the session's prepared statements and portals.
@@ -208,7 +223,7 @@ func (r *Rewriter) rewrite(in Input) (*Result, error) {
 	if err := a.run(tree); err != nil {
 		return nil, err
 	}
-	res := &Result{Checks: a.checks, AlertChecks: a.alertChecks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Writes: a.writes,
+	res := &Result{Checks: a.checks, AlertChecks: a.alertChecks, Executes: a.executes, Alerts: a.alerts, Relations: a.relations, Unscoped: a.unscoped, Writes: a.writes,
 		TransactionControl: len(tree.Stmts) > 0, Effects: a.effects, byText: a.byText}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt.GetTransactionStmt() == nil {

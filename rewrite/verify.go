@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"slices"
 
 	pg_query "github.com/pganalyze/pg_query_go/v5"
 )
@@ -35,6 +36,9 @@ func (a *analyzer) finish() error {
 			}
 		}
 	}
+	if a.mode == ModeEnforce && !a.postCheck {
+		a.noteUnscoped()
+	}
 	for _, t := range a.targets {
 		a.constrained(t, known, true) // records parameter checks and alerts
 		if known[t] || a.mode == ModeEnforce && !a.postCheck {
@@ -49,6 +53,28 @@ func (a *analyzer) finish() error {
 		}
 	}
 	return nil
+}
+
+// noteUnscoped records the tenant references enforce mode scopes that the statement did not constrain
+// itself. A parameter compared with the tenant column counts as the client's constraint here: its bound
+// value is checked against the workspace's id, and a mismatch is an alert of its own.
+func (a *analyzer) noteUnscoped() {
+	a.paramsConstrain = true
+	defer func() { a.paramsConstrain = false }()
+	client := map[*target]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range a.targets {
+			if !client[t] && a.constrained(t, client, false) {
+				client[t], changed = true, true
+			}
+		}
+	}
+	for _, t := range a.targets {
+		if name := t.rel.Schema + "." + t.rel.Name; !client[t] && !slices.Contains(a.unscoped, name) {
+			a.unscoped = append(a.unscoped, name)
+		}
+	}
 }
 
 // suggestion tells the application how to scope a reference itself.
@@ -189,6 +215,9 @@ func (a *analyzer) isWorkspaceValue(n *pg_query.Node, t *target, record bool) bo
 			Text: fmt.Sprintf("the statement compares %s.%s with a value that is not this workspace's id", t.rel.QualifiedName(), QuoteIdent(t.col))})
 		return false
 	case *pg_query.ParamRef:
+		if a.paramsConstrain {
+			return true
+		}
 		if a.mode != ModeVerify || a.postCheck || t.inPrepare {
 			if record && a.mode != ModeVerify && !a.postCheck && !t.inPrepare {
 				a.alertChecks = append(a.alertChecks, ParamCheck{Index: int(v.Number) - 1, Type: paramType})

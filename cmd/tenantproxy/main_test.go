@@ -357,8 +357,8 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("report --format json: %v\n%s", err, out)
 	}
-	if s.Events != 5 || s.ByReason["tenant_value_mismatch"] != 2 || s.ByReason["unparsable"] != 1 ||
-		s.ByReason["rate_limited"] != 1 || s.ByReason["connection_limit"] != 1 {
+	if s.Events != 6 || s.ByReason["tenant_value_mismatch"] != 2 || s.ByReason["unparsable"] != 1 ||
+		s.ByReason["rate_limited"] != 1 || s.ByReason["connection_limit"] != 1 || s.ByReason["unscoped_query"] != 1 {
 		t.Fatalf("report of globex since 10:11: %+v", s)
 	}
 	// "-" reads standard input, as for rotated logs piped through zcat.
@@ -366,7 +366,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runCLI(context.Background(), string(data), "report", "-"); err != nil || !strings.Contains(out, "20 events from") {
+	if out, err := runCLI(context.Background(), string(data), "report", "-"); err != nil || !strings.Contains(out, "23 events from") {
 		t.Errorf("report - : %v\n%s", err, out)
 	}
 	if _, err := runCLI(context.Background(), "", "report", "--since", "yesterday", log); err == nil {
