@@ -31,12 +31,9 @@ import (
 //   - a statement whose constants the lexer below cannot delimit exactly, or type exactly, or whose text
 //     contains '$' (parameters, dollar quotes), where parameter tokens could not be told apart.
 
-// maxTemplates bounds the normalized statements the rewriter remembers; maxDecisions the decisions per
-// normalized statement, one for each combination of constant types it is sent with.
-const (
-	maxTemplates = 20000
-	maxDecisions = 16
-)
+// maxDecisions bounds the decisions per normalized statement, one for each combination of constant types
+// it is sent with. The normalized statements the rewriter remembers are bounded by bytes (lru.go).
+const maxDecisions = 16
 
 // template is a normalized statement: its text cut at its parameters, and its decisions.
 type template struct {
@@ -85,15 +82,13 @@ func (r *Rewriter) rewriteNormalized(in Input, key cacheKey) (res *Result, ok, c
 	}
 	key.sql, key.params = normalized, ""
 	r.mu.Lock()
-	tp, found := r.templates[key]
+	tp, found := r.templates.get(key)
 	r.mu.Unlock()
 	if !found {
 		tp = newTemplate(normalized)
 		r.mu.Lock()
-		if len(r.templates) >= maxTemplates {
-			clear(r.templates)
-		}
-		r.templates[key] = tp
+		// An estimate: the normalized text, its segments, and the decisions it will hold.
+		r.templates.put(key, tp, 4*len(normalized)+1024)
 		r.mu.Unlock()
 	}
 	if !tp.usable {

@@ -152,11 +152,11 @@ func TestNormalizedDecisionByConstantTypes(t *testing.T) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.templates) != 1 {
-		t.Errorf("%d templates, want 1", len(r.templates))
+	if n := r.templates.len(); n != 1 {
+		t.Errorf("%d templates, want 1", n)
 	}
-	for _, tp := range r.templates {
-		if len(tp.decisions) != 2 {
+	for _, el := range r.templates.entries {
+		if tp := el.Value.(*lruEntry[*template]).value; len(tp.decisions) != 2 {
 			t.Errorf("%d decisions, want 2 (int4 + int4, numeric + int4)", len(tp.decisions))
 		}
 	}

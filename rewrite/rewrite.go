@@ -25,9 +25,6 @@ const DefaultMaxStatementBytes = 64 << 20
 // an application writes.
 const maxNesting = 4000
 
-// cacheSize bounds the number of decisions the rewriter remembers.
-const cacheSize = 20000
-
 // Rewriter decides what to do with statements. It is safe for concurrent use; a new catalog means a new
 // Rewriter, so cached decisions never outlive the catalog they were made with.
 type Rewriter struct {
@@ -40,8 +37,8 @@ type Rewriter struct {
 	views map[*Relation]string
 
 	mu        sync.Mutex
-	cache     map[cacheKey]cached
-	templates map[cacheKey]*template // by normalized text: see normalize.go
+	cache     *lru[cached]
+	templates *lru[*template] // by normalized text: see normalize.go
 	hits      atomic.Uint64
 	misses    atomic.Uint64
 }
@@ -77,7 +74,7 @@ func New(cat *Catalog, pol Policy) *Rewriter {
 			userTypes[oid] = true
 		}
 	}
-	return &Rewriter{cat: cat, pol: pol, given: given, views: viewVerdicts(cat, &pol), userTypes: userTypes, cache: map[cacheKey]cached{}, templates: map[cacheKey]*template{}}
+	return &Rewriter{cat: cat, pol: pol, given: given, views: viewVerdicts(cat, &pol), userTypes: userTypes, cache: newLRU[cached](cacheBytes, cacheShare), templates: newLRU[*template](cacheBytes, cacheShare)}
 }
 
 // Decides reports whether the rewriter decides as one New would make for cat and pol: the same catalog
@@ -171,7 +168,7 @@ func (r *Rewriter) Rewrite(in Input) (*Result, error) {
 		key.params = fmt.Sprint(in.ParamTypes)
 	}
 	r.mu.Lock()
-	c, ok := r.cache[key]
+	c, ok := r.cache.get(key)
 	r.mu.Unlock()
 	if ok {
 		r.hits.Add(1)
@@ -188,10 +185,11 @@ func (r *Rewriter) Rewrite(in Input) (*Result, error) {
 	r.misses.Add(1)
 	res, err := r.rewrite(in)
 	r.mu.Lock()
-	if len(r.cache) >= cacheSize {
-		clear(r.cache) // simple and bounded; a busy application refills it with its few hundred statements
+	size := 0
+	if res != nil {
+		size = 2 * len(res.SQL) // the text, and what the result holds besides
 	}
-	r.cache[key] = cached{res, err}
+	r.cache.put(key, cached{res, err}, size)
 	r.mu.Unlock()
 	return res, err
 }
