@@ -139,7 +139,7 @@ func demo(ctx context.Context, e env, listen string) error {
 			fmt.Fprintf(e.stdout, "  %-7s psql \"postgres://%s:%s@127.0.0.1:%d/app\"\n", w.Slug, w.Slug, keys[i], port)
 		}
 		fmt.Fprintf(e.stdout, "\n  then try, as acme:\n"+
-			"    SELECT * FROM projects;                     -- only acme's projects: the proxy scoped it\n"+
+			"    SELECT * FROM projects;                     -- only acme's projects: the proxy scoped it, and notes it\n"+
 			"    SELECT * FROM projects WHERE workspace_id = '9e81d4';   -- globex's id: no rows, and an alert\n"+
 			"    INSERT INTO projects (workspace_id, id, name) VALUES ('9e81d4', 9, 'x');   -- refused\n"+
 			"    SET tenantproxy.workspace_id = '9e81d4';    -- refused\n"+
