@@ -38,6 +38,9 @@ func (s *session) clientToUpstream() error {
 			s.cr.releaseScratch()
 		}
 		typ, n, err := s.cr.header()
+		if err == nil {
+			s.awaitCancel()
+		}
 		if err != nil {
 			if errors.Is(err, errProtocolViolation) {
 				return fatalf(codeProtocolViolation, "protocol_violation", "%v", err)

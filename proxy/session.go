@@ -54,6 +54,12 @@ type session struct {
 	upstream      net.Conn
 	ur            *frameReader
 	uw            *frameWriter
+	// cancelling is held while the proxy's own CancelRequest for the backend is being delivered: the
+	// server signals the backend twice (the process, then its group), and a second signal that lands
+	// after the cancelled statement ended cancels the next one. clientToUpstream forwards nothing new
+	// until the server has closed the cancel connection, by when both signals are the backend's, and it
+	// consumes them while it waits for a command.
+	cancelling sync.Mutex
 	// cancelAddr is the upstream server's address, for cancel requests; cancelTLS says the upstream
 	// connection is encrypted, and so must a cancel request be.
 	cancelAddr    net.Addr
@@ -171,6 +177,8 @@ func (s *session) relay() error {
 // cancelInFlight sends the server a CancelRequest for the statement the session's backend is running,
 // waiting at most cancelTimeout for it to be delivered; why is the reason the metrics and log give.
 func (s *session) cancelInFlight(why string, still func() bool) {
+	s.cancelling.Lock()
+	defer s.cancelling.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), cancelTimeout)
 	defer cancel()
 	err := s.cancelUpstreamIf(ctx, still)
@@ -183,6 +191,13 @@ func (s *session) cancelInFlight(why string, still func() bool) {
 		return
 	}
 	s.log.Info("cancelled the running statement", zap.String("why", why))
+}
+
+// awaitCancel returns once no CancelRequest of the proxy's own is being delivered (cancelling): nothing
+// new reaches the backend before both of the server's signals have.
+func (s *session) awaitCancel() {
+	s.cancelling.Lock()
+	defer s.cancelling.Unlock()
 }
 
 // statementTimedOut runs when a request has waited timeouts.statement for the server's answer: the
