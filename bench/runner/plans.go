@@ -27,7 +27,7 @@ const (
 	planProjects    = 50   // per workspace
 	planTraces      = 2500 // per workspace
 	planSpans       = 4    // per trace
-	planRuns        = 11
+	planRuns        = 31
 	planWorkspaceID = "ws042"
 )
 
