@@ -22,10 +22,9 @@ import (
 // (whose relations the WHERE clause cannot name), with TABLESAMPLE, TABLE t, or a name another FROM item
 // of the level shares.
 
-// The nullable side of a LEFT JOIN, when it is the join's right operand itself (a relation, not a
-// nested join) and the join has an ON condition, gets the predicate in that condition instead: A LEFT
-// JOIN B ON c is A LEFT JOIN (B filtered) ON c exactly when the filter is ANDed into c, whatever encloses
-// the join.
+// The nullable side of a LEFT or RIGHT JOIN, when it is a relation (not a nested join) and the join has
+// an ON condition, gets the predicate in that condition instead: A LEFT JOIN B ON c is A LEFT JOIN (B
+// filtered) ON c exactly when the filter is ANDed into c, whatever encloses the join.
 
 // placeable reports whether t is scoped in its level's WHERE clause.
 func (a *analyzer) placeable(t *target) bool {
@@ -40,17 +39,24 @@ func (a *analyzer) placeable(t *target) bool {
 	return true
 }
 
-// placeableOn returns the LEFT JOIN in whose ON condition t is scoped, or nil.
-func (a *analyzer) placeableOn(t *target) *pg_query.JoinExpr {
+// placeableOn returns the outer join in whose ON condition t is scoped, and the relation the ON follows,
+// or nil: t is the nullable side of a LEFT JOIN (its right operand) or of a RIGHT JOIN (its left operand,
+// the right one then a relation too), joined with ON.
+func (a *analyzer) placeableOn(t *target) (*pg_query.JoinExpr, *pg_query.RangeVar) {
 	if len(t.joins) == 0 || !a.placeableAnywhere(t) {
-		return nil
+		return nil, nil
 	}
 	j := t.joins[len(t.joins)-1].join // the innermost
-	if j.Jointype != pg_query.JoinType_JOIN_LEFT || j.Rarg.GetRangeVar() != t.rv || j.Quals == nil || j.IsNatural ||
-		len(j.UsingClause) > 0 || j.Alias != nil {
-		return nil
+	if j.Quals == nil || j.IsNatural || len(j.UsingClause) > 0 || j.Alias != nil {
+		return nil, nil
 	}
-	return j
+	switch {
+	case j.Jointype == pg_query.JoinType_JOIN_LEFT && j.Rarg.GetRangeVar() == t.rv:
+		return j, t.rv
+	case j.Jointype == pg_query.JoinType_JOIN_RIGHT && j.Larg.GetRangeVar() == t.rv && j.Rarg.GetRangeVar() != nil:
+		return j, j.Rarg.GetRangeVar()
+	}
+	return nil, nil
 }
 
 // placeableAnywhere reports whether t could be scoped where row-level security would filter it: a plain
@@ -92,8 +98,8 @@ func (a *analyzer) planPlacements(lit string) (map[*target]bool, error) {
 	var levels []*scope
 	byLevel := map[*scope][]*target{}
 	for _, t := range a.targets {
-		if j := a.placeableOn(t); j != nil {
-			if err := a.placeInOn(j, t, lit); err != nil {
+		if j, before := a.placeableOn(t); j != nil {
+			if err := a.placeInOn(j, before, t, lit); err != nil {
 				return nil, fmt.Errorf("placing the tenant predicate of %s: %w", t.rel.QualifiedName(), err)
 			}
 			placed[t] = true
@@ -198,11 +204,11 @@ var joinEnds = []pg_query.Token{
 	pg_query.Token_CROSS, pg_query.Token_NATURAL, pg_query.Token_ASCII_44, pg_query.Token_ON, pg_query.Token_WHERE,
 }
 
-// placeInOn adds t's predicate to the ON condition of j, the LEFT JOIN whose right operand t is:
-// ON p AND (the client's condition).
-func (a *analyzer) placeInOn(j *pg_query.JoinExpr, t *target, lit string) error {
+// placeInOn adds t's predicate to the ON condition of j, the outer join t is the nullable side of, which
+// follows the relation before: ON p AND (the client's condition).
+func (a *analyzer) placeInOn(j *pg_query.JoinExpr, before *pg_query.RangeVar, t *target, lit string) error {
 	txt := a.txt
-	_, last, err := a.nameSpan(t.rv)
+	_, last, err := a.nameSpan(before)
 	if err != nil {
 		return err
 	}
