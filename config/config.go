@@ -403,10 +403,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %v", err)
 	}
+	var login string // the upstream role, which no workspace role may be
 	if c.Upstream == "" {
 		bad("upstream: required")
-	} else if _, err := pgconn.ParseConfig(c.Upstream); err != nil {
+	} else if up, err := pgconn.ParseConfig(c.Upstream); err != nil {
 		bad("upstream: %v", err)
+	} else {
+		login = up.User
 	}
 	if _, err := c.Tenant.ColumnName(); err != nil {
 		bad("tenant.column: %v", err)
@@ -467,10 +470,6 @@ func (c *Config) Validate() error {
 		l.validate(fmt.Sprintf("limits.%s", tier), bad)
 	}
 
-	var login string
-	if up, err := pgconn.ParseConfig(c.Upstream); err == nil {
-		login = up.User
-	}
 	slugs, ids, roles := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i, w := range c.Workspaces {
 		where := fmt.Sprintf("workspaces[%d]", i)

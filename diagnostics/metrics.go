@@ -110,6 +110,7 @@ func (m *Metrics) Workspace(slug string) *WorkspaceMetrics {
 		bytes:    m.bytes.WithLabelValues(slug),
 		active:   m.connsActive.WithLabelValues(slug),
 		total:    m.connsTotal.WithLabelValues(slug),
+		unscoped: m.alerts.WithLabelValues(slug, ReasonUnscopedQuery),
 	}
 	for i, d := range decisions {
 		w.statements[i] = m.statements.WithLabelValues(slug, string(d))
@@ -167,6 +168,7 @@ type WorkspaceMetrics struct {
 	bytes      prometheus.Counter
 	active     prometheus.Gauge
 	total      prometheus.Counter
+	unscoped   prometheus.Counter
 }
 
 // Statement counts a statement the proxy decided on.
@@ -198,6 +200,10 @@ func (w *WorkspaceMetrics) Refused(reason string) {
 
 // Alert counts a cross-tenant alert.
 func (w *WorkspaceMetrics) Alert(reason string) { w.m.alerts.WithLabelValues(w.slug, reason).Inc() }
+
+// UnscopedQuery counts a statement enforce mode had to scope: an alert of reason unscoped_query, on the
+// per-statement path without a label lookup.
+func (w *WorkspaceMetrics) UnscopedQuery() { w.unscoped.Inc() }
 
 // Connected counts a session that started; Disconnected one that ended.
 func (w *WorkspaceMetrics) Connected() {

@@ -67,7 +67,7 @@ func (u *unscopedAlerts) note(workspace, shape string, now time.Time, window tim
 // reportUnscoped counts a statement enforce mode scoped for the application, and writes its alert when its
 // shape is due one.
 func (s *session) reportUnscoped(res *rewrite.Result, sql string) {
-	s.metrics.Alert(diagnostics.ReasonUnscopedQuery)
+	s.metrics.UnscopedQuery()
 	shape := res.Shape
 	if shape == "" {
 		shape = sql // no constants (or parameters): the text is the shape

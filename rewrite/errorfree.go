@@ -78,13 +78,11 @@ func (a *analyzer) errorFreeCall(fc *pg_query.FuncCall, argTypes []uint32) bool 
 // errorFreeOperator reports whether operator k, applied to right as its right operand, is allowlisted:
 // for LIKE, on text with a literal pattern LIKE accepts.
 func (a *analyzer) errorFreeOperator(k OpKey, right *pg_query.Node) bool {
-	i := slices.IndexFunc(errorFree, func(e ErrorFree) bool {
-		return e.Operator && e.Name == k.Name && e.Arg == k.Left && e.Right == k.Right
-	})
+	e, ok := errorFreeOperatorEntry(k)
 	switch {
-	case i < 0:
+	case !ok:
 		return false
-	case !errorFree[i].Pattern:
+	case !e.Pattern:
 		return true
 	case a.cat.NondeterministicCollations:
 		return false
@@ -107,11 +105,22 @@ func (a *analyzer) errorFreeOperator(k OpKey, right *pg_query.Node) bool {
 // a candidate takes text there (jsonb ->> 'key').
 func (a *analyzer) errorFreeUnknown(name string, l, r uint32) (OpKey, bool) {
 	k := OpKey{name, l, oidText}
-	if r != oidUnknown || !slices.ContainsFunc(errorFree, func(e ErrorFree) bool { return e.Operator && e.Name == name && e.Arg == l && e.Right == oidText }) {
+	if _, listed := errorFreeOperatorEntry(k); r != oidUnknown || !listed {
 		return OpKey{}, false
 	}
 	_, ok := a.cat.Operators[k]
 	return k, ok
+}
+
+// errorFreeOperatorEntry returns the allowlist's entry for operator k.
+func errorFreeOperatorEntry(k OpKey) (ErrorFree, bool) {
+	i := slices.IndexFunc(errorFree, func(e ErrorFree) bool {
+		return e.Operator && e.Name == k.Name && e.Arg == k.Left && e.Right == k.Right
+	})
+	if i < 0 {
+		return ErrorFree{}, false
+	}
+	return errorFree[i], true
 }
 
 // likePatternValid reports whether LIKE accepts a pattern with the default escape, a backslash: it must not

@@ -92,6 +92,3 @@ func (c *lru[V]) remove(el *list.Element) {
 		delete(c.workspaces, e.key.workspace)
 	}
 }
-
-// len returns the number of entries.
-func (c *lru[V]) len() int { return len(c.entries) }

@@ -152,7 +152,7 @@ func TestNormalizedDecisionByConstantTypes(t *testing.T) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := r.templates.len(); n != 1 {
+	if n := len(r.templates.entries); n != 1 {
 		t.Errorf("%d templates, want 1", n)
 	}
 	for _, el := range r.templates.entries {

@@ -267,12 +267,7 @@ func (a *analyzer) endsJoin(k, limit int) bool {
 // CONFLICT of an INSERT's SELECT.
 func isClauseEnd(txt *text, j, limit int) bool {
 	kind := txt.toks[j].kind
-	for _, k := range clauseEnds {
-		if kind == k {
-			return true
-		}
-	}
-	return kind == pg_query.Token_ON && j+1 < limit && txt.toks[j+1].kind == pg_query.Token_CONFLICT
+	return slices.Contains(clauseEnds, kind) || kind == pg_query.Token_ON && j+1 < limit && txt.toks[j+1].kind == pg_query.Token_CONFLICT
 }
 
 // levelFrom returns the FROM keyword of the level whose FROM holds the relation name at token i: the first

@@ -25,17 +25,7 @@ import (
 // in audit mode each that is not is reported, and in enforce mode explicit references to another
 // workspace's id are reported (the rewriter scopes them anyway).
 func (a *analyzer) finish() error {
-	// Constraints propagate through equalities between tenant columns: iterate to a fixed point without
-	// recording anything, then decide once per reference.
-	known := map[*target]bool{}
-	for changed := true; changed; {
-		changed = false
-		for _, t := range a.targets {
-			if !known[t] && a.constrained(t, known, false) {
-				known[t], changed = true, true
-			}
-		}
-	}
+	known := a.constrainedTargets()
 	if a.mode == ModeEnforce && !a.postCheck {
 		a.noteUnscoped()
 	}
@@ -60,21 +50,28 @@ func (a *analyzer) finish() error {
 // value is checked against the workspace's id, and a mismatch is an alert of its own.
 func (a *analyzer) noteUnscoped() {
 	a.paramsConstrain = true
-	defer func() { a.paramsConstrain = false }()
-	client := map[*target]bool{}
-	for changed := true; changed; {
-		changed = false
-		for _, t := range a.targets {
-			if !client[t] && a.constrained(t, client, false) {
-				client[t], changed = true, true
-			}
-		}
-	}
+	client := a.constrainedTargets()
+	a.paramsConstrain = false
 	for _, t := range a.targets {
 		if name := t.rel.Schema + "." + t.rel.Name; !client[t] && !slices.Contains(a.unscoped, name) {
 			a.unscoped = append(a.unscoped, name)
 		}
 	}
+}
+
+// constrainedTargets returns the tenant references that are constrained. Constraints propagate through
+// equalities between tenant columns: it iterates to a fixed point without recording anything.
+func (a *analyzer) constrainedTargets() map[*target]bool {
+	known := map[*target]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range a.targets {
+			if !known[t] && a.constrained(t, known, false) {
+				known[t], changed = true, true
+			}
+		}
+	}
+	return known
 }
 
 // suggestion tells the application how to scope a reference itself.
